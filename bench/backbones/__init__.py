@@ -1,0 +1,1 @@
+"""Backbones: fetching weight files, reading checkpoint formats, building and strictly loading models."""

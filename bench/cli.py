@@ -1,0 +1,299 @@
+"""The `bench` command line. Heavy modules (torch) are imported inside the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench import __version__
+from bench.errors import BenchError, one_line
+
+EXAMPLES = """\
+examples:
+  bench list backbones 'r50_*'
+  bench validate --backbone r50_cutmix --task imagenet_cls --data-root /data
+  bench run --backbone r50_cutmix --task imagenet_cls --data-root /data
+  bench run --backbone 'r50_*' --task imagenet_cls --limit 500
+  bench run --backbone ./new.pth --arch resnet50 --task imagenet_cls
+  bench run --backbone torchvision:resnet50.IMAGENET1K_V1 --task imagenet_cls
+  bench report --backbones 'r50_*'
+  bench export --format json > results.json
+  bench demo
+
+environment: BENCH_DATA (data root), BENCH_RESULTS (results folder), BENCH_CACHE (weights and
+artifacts, default ~/.cache/bench), BENCH_CARDS (extra folders of backbone cards)."""
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-root", help="folder holding imagenet/, CUB_200_2011/, VOCdevkit/, ... (default: $BENCH_DATA)")
+    g.add_argument("--data-path", action="append", metavar="NAME=DIR", help="one dataset's folder, e.g. imagenet=/fast/ILSVRC2012 (repeatable)")
+
+
+def _add_selection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to run")
+    g.add_argument("--backbone", required=True, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or a checkpoint file")
+    g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
+    g.add_argument("--arch", help="architecture of a checkpoint file: torchvision name (resnet50), timm:NAME or module:callable")
+    g.add_argument("--num-classes", type=int, help="classifier outputs of a checkpoint file (default: the card's, 1000)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a task setting (YAML value); changes the result key")
+    g.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need code to unpickle (only for files you trust)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Evaluation and transfer benchmarks for pretrained vision backbones.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list backbones or tasks", description="List backbone cards or tasks, optionally filtered by a wildcard.")
+    p.add_argument("what", choices=["backbones", "tasks"])
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'r50_*'")
+
+    p = sub.add_parser("validate", help="check backbone, task and data without running", description="Resolve backbones, tasks and dataset paths, and say what is missing, without running anything.")
+    _add_selection_args(p)
+    _add_data_args(p)
+    p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
+    p.add_argument("--limit", type=int, help="as for run; shows whether the cell is cached")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("run", help="run tasks on backbones and store the results", description="Run every backbone x task cell; cached cells are not re-run unless --force.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_selection_args(p)
+    _add_data_args(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
+    g.add_argument("--limit", type=int, help="score only the first N samples (marked limited; never in paper tables)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when available)")
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
+    g.add_argument("--force", action="store_true", help="re-run cells that are already stored")
+
+    p = sub.add_parser("report", help="tables of stored results", description="Cross-backbone tables of stored results; published numbers in [brackets]. Limited runs are left out unless --include-limited.")
+    p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
+    p.add_argument("--backbones", default="*", help="wildcard or comma list of backbone names")
+    p.add_argument("--tasks", default="*", help="wildcard or comma list of task names")
+    p.add_argument("--include-limited", action="store_true")
+    p.add_argument("--format", choices=["md"], default="md")
+    p.add_argument("--output", help="also write the table to this file")
+
+    p = sub.add_parser("export", help="write stored records out", description="Write every stored result record out.")
+    p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
+    p.add_argument("--format", choices=["json"], default="json")
+    p.add_argument("--output", help="file to write (default: standard output)")
+
+    p = sub.add_parser("demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
+    p.add_argument("--workdir", default=".bench-cache/demo", help="where data, weights and results go")
+    p.add_argument("--output", default="reports/demo", help="where the table is written")
+    return parser
+
+
+def _matches(name: str, pattern: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, p.strip()) for p in pattern.split(","))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "tasks":
+        from tasks import TASKS
+
+        names = [n for n in TASKS.names() if _matches(n, args.pattern)]
+        width = max((len(n) for n in names), default=0)
+        for n in names:
+            print(f"{n.ljust(width)}  {TASKS.get(n).description}")
+        if not names:
+            raise BenchError(f"no task matches '{args.pattern}'", "run 'bench list tasks'")
+        return 0
+    from bench.cards import load_cards
+
+    cards = [c for c in load_cards().values() if _matches(c.name, args.pattern) or any(_matches(a, args.pattern) for a in c.aliases)]
+    width = max((len(c.name) for c in cards), default=0)
+    for c in cards:
+        print(f"{c.name.ljust(width)}  {c.description}")
+    if args.pattern == "*":
+        print("\nalso: torchvision:ARCH[.WEIGHTS], timm:NAME (with timm installed), or a checkpoint file with --arch")
+    if not cards and args.pattern != "*":
+        raise BenchError(f"no backbone matches '{args.pattern}'", "run 'bench list backbones'")
+    return 0
+
+
+def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BenchError(f"--set expects KEY=VALUE, got '{item}'", "e.g. --set threshold=0.2")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from bench.paths import parse_overrides, results_dir
+    from bench.runner import RunOptions
+    from bench.task import DataLocator
+
+    for flag in ("limit", "batch_size", "workers", "num_classes"):
+        value = getattr(args, flag, None)
+        if value is not None and (value < 0 or (value == 0 and flag != "workers")):
+            raise BenchError(f"--{flag.replace('_', '-')} must be positive, got {value}", "fix the value")
+    return RunOptions(
+        data=DataLocator(args.data_root, parse_overrides(args.data_path)),
+        results=results_dir(args.results),
+        device=getattr(args, "device", "auto"),
+        batch_size=getattr(args, "batch_size", 64),
+        workers=getattr(args, "workers", 0),
+        limit=args.limit,
+        seed=args.seed,
+        force=getattr(args, "force", False),
+        trust=args.trust_checkpoint,
+        progress=not args.quiet and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"),
+        arch=args.arch,
+        num_classes=args.num_classes,
+        overrides=_parse_sets(args.set),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.evaluation import world
+    from bench.runner import run_grid
+    from bench.tables import run_table
+
+    opts = _options(args)
+    outcomes = run_grid(args.backbone, args.task, opts, debug=args.debug)
+    if world()[0] == 0:
+        print(run_table(outcomes))
+        failed = [o for o in outcomes if o.error]
+        for o in failed:
+            print(f"bench: error: {o.backbone} x {o.task}: {o.error}", file=sys.stderr)
+        return 1 if failed else 0
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Resolve every cell as run would, without loading weights or running; list problems."""
+    from bench.backbones.download import verify_sha256, weights_path
+    from bench.cards import expand_backbones, resolve_backbone
+    from bench.runner import resolve_config, select_tasks
+    from bench.store import DB_NAME, ResultsStore, cell_key, config_hash
+
+    opts = _options(args)
+    tasks = select_tasks(args.task)
+    problems = 0
+    store = ResultsStore.open(opts.results, write=False) if (opts.results / DB_NAME).is_file() else None
+    for spec in expand_backbones(args.backbone):
+        try:
+            card = resolve_backbone(spec, opts.arch, opts.num_classes)
+        except BenchError as exc:
+            print(f"✗ {spec}: {one_line(exc)}")
+            problems += 1
+            continue
+        sha = None
+        if card.weights.format == "timm":
+            print(f"✓ {card.name}: timm weights (fetched by timm at run time)")
+        else:
+            try:
+                path = weights_path(card, progress=False, fetch=False)
+                sha = verify_sha256(path, card.weights.sha256)
+                print(f"✓ {card.name}: weights {path} (sha256 {sha[:12]})")
+            except BenchError as exc:
+                print(f"✗ {card.name}: {one_line(exc)}")
+                problems += 1
+        for task in tasks:
+            try:
+                summary = task.check(opts.data, card)
+                config = resolve_config(task, card, opts)
+                state = ""
+                if sha and store is not None:
+                    key = cell_key(sha, task.name, task.version, config_hash(config), opts.seed)
+                    state = " [cached]" if store.lookup(key) else " [to run]"
+                print(f"  ✓ {task.name} v{task.version}: " + "; ".join(f"{k}: {v}" for k, v in summary.items()) + state)
+            except BenchError as exc:
+                print(f"  ✗ {task.name}: {one_line(exc)}")
+                problems += 1
+    if problems:
+        print(f"bench: error: {problems} problem(s) found", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.paths import results_dir
+    from bench.store import ResultsStore
+    from bench.tables import report_table
+
+    store = ResultsStore.open(results_dir(args.results), write=False)
+    records = [
+        r for r in store.records(include_limited=args.include_limited)
+        if _matches(r["backbone"]["name"], args.backbones) and _matches(r["task"]["name"], args.tasks)
+    ]
+    store.close()
+    if not records:
+        raise BenchError(f"no stored results match backbones '{args.backbones}' and tasks '{args.tasks}' in {store.path}", "run 'bench run' first (limited runs need --include-limited)")
+    table = report_table(records)
+    print(table)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(table + "\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bench.paths import results_dir
+    from bench.store import ResultsStore
+
+    store = ResultsStore.open(results_dir(args.results), write=False)
+    text = json.dumps(list(store.records()), indent=2, sort_keys=True)
+    store.close()
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bench.demo import run_demo
+
+    return run_demo(Path(args.workdir), Path(args.output), progress=not args.quiet)
+
+
+COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "report": cmd_report, "export": cmd_export, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        if args.debug:
+            raise
+        print(f"bench: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; nothing was stored for the unfinished cell", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a user should still get one line; --debug shows where
+        if args.debug or os.environ.get("BENCH_DEBUG"):
+            raise
+        if "Original Traceback" in str(exc) and "BenchError" in str(exc):
+            print(f"bench: error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        print(f"bench: error: {type(exc).__name__}: {one_line(exc)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1

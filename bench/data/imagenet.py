@@ -1,0 +1,168 @@
+"""ILSVRC2012 validation set in its common on-disk layouts.
+
+- class folders: <root>/val/<wnid>/*.JPEG (torchvision ImageFolder style);
+- flat folder + Kaggle labels: <root>/val/*.JPEG (or <root>/ILSVRC/Data/CLS-LOC/val/) with
+  <root>/LOC_val_solution.csv (first wnid of PredictionString is the label);
+- flat folder + devkit labels: <root>/ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt
+  (devkit ILSVRC2012_IDs, one per image in file-name order) mapped to wnids by meta.mat.
+
+Class index = position in the sorted wnid list (torchvision's order). The reader checks that the
+class list is complete, since one missing class folder would silently shift every label.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError
+
+VAL_DIRS = ("val", "ILSVRC/Data/CLS-LOC/val")
+KAGGLE_LABELS = "LOC_val_solution.csv"
+KAGGLE_SYNSETS = "LOC_synset_mapping.txt"
+DEVKIT = "ILSVRC2012_devkit_t12/data"
+EXPECTED = (
+    "<root>/val/<wnid>/*.JPEG (class folders), or <root>/val/*.JPEG with <root>/" + KAGGLE_LABELS
+    + " or <root>/" + DEVKIT + "/ILSVRC2012_validation_ground_truth.txt and meta.mat"
+)
+
+
+@dataclass
+class ImageNetSplit:
+    images: list[Path]  # dataset order: sorted by class then file name (class folders) or by file name (flat)
+    targets: list[int]
+    classes: list[str]  # sorted wnids
+    layout: str
+
+
+def _images_in(folder: Path) -> list[str]:
+    from bench.data.images import is_image
+
+    return sorted(e.name for e in os.scandir(folder) if e.is_file() and is_image(e.name))
+
+
+def reference_classes(root: Path) -> tuple[list[str], str] | None:
+    """The complete wnid list, from whichever of these the user has: Kaggle synset file, train folders, devkit."""
+    synsets = root / KAGGLE_SYNSETS
+    if synsets.is_file():
+        wnids = [line.split()[0] for line in synsets.read_text().splitlines() if line.strip()]
+        return sorted(wnids), str(synsets)
+    train = root / "train"
+    if train.is_dir():
+        wnids = sorted(e.name for e in os.scandir(train) if e.is_dir())
+        if wnids:
+            return wnids, str(train)
+    meta = root / DEVKIT / "meta.mat"
+    if meta.is_file():
+        return sorted(_devkit_id_to_wnid(meta).values()), str(meta)
+    return None
+
+
+def _devkit_id_to_wnid(meta: Path) -> dict[int, str]:
+    from scipy.io import loadmat
+
+    try:
+        synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
+        return {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets if int(s["num_children"]) == 0}
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise BenchError(f"{meta} is not the ILSVRC2012 devkit meta.mat ({exc})", "re-extract ILSVRC2012_devkit_t12.tar.gz") from None
+
+
+def _check_classes(classes: list[str], root: Path, num_classes: int | None, where: str) -> None:
+    ref = reference_classes(root)
+    if ref is not None:
+        wnids, source = ref
+        missing = sorted(set(wnids) - set(classes))
+        extra = sorted(set(classes) - set(wnids))
+        if missing or extra:
+            what = f"lacks {len(missing)} class(es) listed in {source} (e.g. {', '.join(missing[:3])})" if missing else f"has {len(extra)} class(es) not in {source} (e.g. {', '.join(extra[:3])})"
+            raise BenchError(f"ImageNet val at {where} {what}", "class indices would shift; restore the complete val set")
+    if num_classes is not None and len(classes) != num_classes:
+        raise BenchError(
+            f"ImageNet val at {where} has {len(classes)} classes but the backbone predicts {num_classes}",
+            "a class is missing (indices would shift) or the backbone is for another label set; restore the complete val set",
+        )
+
+
+def _class_folders(val: Path, root: Path, num_classes: int | None) -> ImageNetSplit:
+    classes = sorted(e.name for e in os.scandir(val) if e.is_dir())
+    _check_classes(classes, root, num_classes, str(val))
+    images, targets = [], []
+    for index, wnid in enumerate(classes):
+        files = _images_in(val / wnid)
+        if not files:
+            raise BenchError(f"class folder {val / wnid} has no images", "restore its images; an empty class cannot be scored")
+        images += [val / wnid / f for f in files]
+        targets += [index] * len(files)
+    return ImageNetSplit(images, targets, classes, "class_folders")
+
+
+def _read_kaggle_labels(path: Path) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["ImageId", "PredictionString"]:
+            raise BenchError(f"{path} does not start with the header ImageId,PredictionString", "use the file from the Kaggle ImageNet localization challenge")
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) < 2 or not row[1].split():
+                raise BenchError(f"{path} line {lineno} is malformed: {','.join(row)[:80]}", "each line is ImageId,\"wnid x0 y0 x1 y1 ...\"")
+            labels[row[0]] = row[1].split()[0]
+    return labels
+
+
+def _flat(val: Path, root: Path, num_classes: int | None) -> ImageNetSplit:
+    files = _images_in(val)
+    kaggle = root / KAGGLE_LABELS
+    devkit_gt = root / DEVKIT / "ILSVRC2012_validation_ground_truth.txt"
+    if kaggle.is_file():
+        labels = _read_kaggle_labels(kaggle)
+        layout, source = "flat+LOC_val_solution.csv", kaggle
+        ref = reference_classes(root)
+        classes = ref[0] if ref else sorted(set(labels.values()))
+        by_file = {f: labels.get(os.path.splitext(f)[0]) for f in files}
+    elif devkit_gt.is_file():
+        id_to_wnid = _devkit_id_to_wnid(root / DEVKIT / "meta.mat")
+        lines = devkit_gt.read_text().split()
+        try:
+            ids = [int(x) for x in lines]
+        except ValueError:
+            raise BenchError(f"{devkit_gt} holds a non-integer label", "re-extract the devkit") from None
+        bad = [i for i in ids if i not in id_to_wnid]
+        if bad:
+            raise BenchError(f"{devkit_gt} holds label {bad[0]}, which meta.mat does not define", "re-extract the devkit")
+        labels = {f"ILSVRC2012_val_{n:08d}": id_to_wnid[i] for n, i in enumerate(ids, start=1)}
+        layout, source = "flat+devkit", devkit_gt
+        classes = sorted(set(id_to_wnid.values()))
+        by_file = {f: labels.get(os.path.splitext(f)[0]) for f in files}
+    else:
+        raise BenchError(f"ImageNet val at {val} is a flat folder with no labels", f"expected {EXPECTED}")
+    unlabeled = [f for f, w in by_file.items() if w is None]
+    if unlabeled:
+        raise BenchError(f"{len(unlabeled)} image(s) in {val} have no label in {source} (e.g. {unlabeled[0]})", "use the labels file that belongs to this val set")
+    have = {os.path.splitext(f)[0] for f in files}
+    absent = sorted(set(labels) - have)
+    if absent:
+        raise BenchError(f"{len(absent)} image(s) listed in {source} are missing from {val} (e.g. {absent[0]})", "restore the complete val set")
+    _check_classes(classes, root, num_classes, str(val))
+    index = {w: i for i, w in enumerate(classes)}
+    unknown = sorted({w for w in by_file.values() if w not in index})
+    if unknown:
+        raise BenchError(f"{source} uses wnid(s) outside the class list (e.g. {unknown[0]})", "use the matching synset list")
+    return ImageNetSplit([val / f for f in files], [index[by_file[f]] for f in files], classes, layout)
+
+
+def read_imagenet_val(root: Path, num_classes: int | None = None) -> ImageNetSplit:
+    """Find and read the val split under an ImageNet root, in whichever layout it is."""
+    val = next((root / d for d in VAL_DIRS if (root / d).is_dir()), None)
+    if val is None:
+        raise BenchError(f"no ImageNet val folder under {root}", f"expected {EXPECTED}")
+    has_dirs = any(e.is_dir() for e in os.scandir(val))
+    split = _class_folders(val, root, num_classes) if has_dirs else _flat(val, root, num_classes)
+    if not split.images:
+        raise BenchError(f"ImageNet val at {val} holds no images", f"expected {EXPECTED}")
+    return split

@@ -1,0 +1,72 @@
+"""Writers for the real dataset layouts (the readers in bench.data consume exactly these)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+IMAGENET_LAYOUTS = ("class_folders", "kaggle", "devkit")
+
+
+def val_name(n: int) -> str:
+    return f"ILSVRC2012_val_{n:08d}"
+
+
+def write_imagenet_val(
+    root: Path,
+    images: Sequence[np.ndarray],
+    labels: Sequence[int],
+    wnids: Sequence[str],
+    layout: str = "class_folders",
+    boxes: Sequence[Sequence[tuple[int, int, int, int]]] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write an ILSVRC2012-style val split under root (the dataset's 'imagenet' folder).
+
+    images: HxWx3 uint8 arrays; labels index into wnids (sorted, like ILSVRC's class order);
+    boxes: per image (x0, y0, x1, y1) boxes for the LOC csv (whole image when None).
+    The devkit layout numbers classes by ILSVRC2012_ID in a shuffled order, as the real
+    devkit does (its IDs are not the sorted-wnid order), and adds non-leaf synsets.
+    """
+    if list(wnids) != sorted(wnids):
+        raise ValueError("wnids must be sorted")
+    if layout not in IMAGENET_LAYOUTS:
+        raise ValueError(f"layout must be one of {IMAGENET_LAYOUTS}")
+    root.mkdir(parents=True, exist_ok=True)
+    val = root / "val"
+    for n, (img, label) in enumerate(zip(images, labels), start=1):
+        folder = val / wnids[label] if layout == "class_folders" else val
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{val_name(n)}.JPEG", quality=95)
+    if layout == "kaggle":
+        (root / "LOC_synset_mapping.txt").write_text("".join(f"{w} class {w}\n" for w in wnids))
+        with open(root / "LOC_val_solution.csv", "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["ImageId", "PredictionString"])
+            for n, (img, label) in enumerate(zip(images, labels), start=1):
+                h, w = img.shape[:2]
+                img_boxes = boxes[n - 1] if boxes is not None else [(0, 0, w - 1, h - 1)]
+                out.writerow([val_name(n), " ".join(f"{wnids[label]} {x0} {y0} {x1} {y1}" for x0, y0, x1, y1 in img_boxes) + " "])
+    elif layout == "devkit":
+        _write_devkit(root, labels, wnids, seed)
+    return root
+
+
+def _write_devkit(root: Path, labels: Sequence[int], wnids: Sequence[str], seed: int) -> None:
+    from scipy.io import savemat
+
+    data = root / "ILSVRC2012_devkit_t12" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    ids = np.random.default_rng(seed).permutation(len(wnids)) + 1  # ILSVRC2012_ID of each sorted wnid
+    fields = ["ILSVRC2012_ID", "WNID", "words", "gloss", "num_children", "children", "wordnet_height", "num_train_images"]
+    dtype = [(f, object) for f in fields]
+    rows = [(int(i), w, f"class {w}", "", 0, np.zeros(0), 0, 1300) for i, w in zip(ids, wnids)]
+    rows.append((len(wnids) + 1, "n99999999", "a parent synset", "", 2, np.array([1, 2]), 1, 0))
+    order = np.argsort([r[0] for r in rows])
+    synsets = np.array([rows[i] for i in order], dtype=dtype)
+    savemat(str(data / "meta.mat"), {"synsets": synsets})
+    (data / "ILSVRC2012_validation_ground_truth.txt").write_text("".join(f"{ids[label]}\n" for label in labels))

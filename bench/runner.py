@@ -1,0 +1,204 @@
+"""Running cells: one backbone on one task, cached in the results store.
+
+A cell is resolved (card, weights sha256, task config), looked up in the store (a hit unless
+--force), checked for data, run, and written as one record. Nothing is written for a cell that
+fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.cards import BackboneCard, expand_backbones, resolve_backbone
+from bench.errors import BenchError, one_line
+from bench.paths import cache_dir
+from bench.store import SCHEMA_VERSION, ResultsStore, cell_key, config_hash
+from bench.task import DataLocator, RunContext, Task
+from tasks import TASKS
+
+
+@dataclass
+class RunOptions:
+    data: DataLocator = field(default_factory=DataLocator)
+    results: Path = Path("results")
+    device: str = "auto"
+    batch_size: int = 64
+    workers: int = 2
+    limit: int | None = None
+    seed: int = 0
+    force: bool = False
+    trust: bool = False
+    progress: bool = True
+    arch: str | None = None
+    num_classes: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CellOutcome:
+    backbone: str
+    task: str
+    record: dict[str, Any] | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+def select_tasks(value: str) -> list[Task]:
+    return [entry.load()() for entry in TASKS.select(value)]
+
+
+def resolve_config(task: Task, card: BackboneCard, opts: RunOptions) -> dict[str, Any]:
+    """The task's protocol parameters with --set overrides, plus what else changes the numbers."""
+    config = task.default_config()
+    unknown = sorted(set(opts.overrides) - set(config))
+    if unknown:
+        raise BenchError(
+            f"task {task.name} has no setting {', '.join(unknown)}",
+            f"its settings: {', '.join(sorted(config)) or 'none'}",
+        )
+    config.update(opts.overrides)
+    config["preprocessing"] = card.to_dict()["preprocessing"]
+    config["num_classes"] = card.num_classes
+    config["limit"] = opts.limit
+    return config
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {device} was asked for but no CUDA device is available", "pass --device cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise BenchError(f"unknown device '{device}'", "use cpu, cuda or cuda:N")
+    return device
+
+
+def seed_everything(seed: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return {"seed": seed, "cudnn_deterministic": True, "cudnn_benchmark": False}
+
+
+def _write_samples(folder: Path, run_id: str, samples: list[dict[str, Any]]) -> Path:
+    """Per-sample outputs as JSONL, written to a temporary name and renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run_id}.jsonl"
+    tmp = path.with_suffix(".jsonl.part")
+    with open(tmp, "w") as fh:
+        for row in samples:
+            fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None, device: str, rank: int = 0, world_size: int = 1) -> CellOutcome:
+    """Run (or fetch from the store) one backbone x task cell. Raises BenchError on user errors."""
+    from bench.backbones.build import load_backbone_from, weights_identity
+    from bench.environment import device_name, git_state, package_versions
+
+    started = time.perf_counter()
+    card = resolve_backbone(spec, opts.arch, opts.num_classes)
+    config = resolve_config(task, card, opts)
+    cfg_hash = config_hash(config)
+    path, sha, preloaded = weights_identity(card, opts.progress and rank == 0)
+    key = cell_key(sha, task.name, task.version, cfg_hash, opts.seed)
+    cached = store.lookup(key) if store is not None and not opts.force else None
+    if world_size > 1:
+        from bench.evaluation import broadcast
+
+        cached = broadcast(cached)
+    if cached is not None:
+        return CellOutcome(spec, task.name, cached, cached=True)
+    task.check(opts.data, card)
+    backbone = load_backbone_from(card, path, sha, preloaded, task.replaces_head, opts.trust)
+    loaded = time.perf_counter()
+    determinism = seed_everything(opts.seed)
+    artifact_dir = cache_dir() / "artifacts" / task.name / key[:16]
+    ctx = RunContext(
+        backbone=backbone, config=config, data=opts.data, device=device, batch_size=opts.batch_size,
+        workers=opts.workers, limit=opts.limit, seed=opts.seed, progress=opts.progress and rank == 0,
+        artifact_dir=artifact_dir, rank=rank, world_size=world_size,
+    )
+    result = task.run(ctx)
+    finished = time.perf_counter()
+    now = datetime.now(timezone.utc)
+    run_id = now.strftime("%Y%m%dT%H%M%S") + f"-{key[:8]}"
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "cell_key": key,
+        "created_at": now.isoformat(timespec="seconds"),
+        "status": "complete",
+        "backbone": {
+            "name": card.name, "spec": spec, "arch": card.arch, "sha256": sha, "path": path,
+            "card": card.to_dict(), "load_report": backbone.report.to_dict(),
+        },
+        "task": {"name": task.name, "version": task.version, "config": config, "config_hash": cfg_hash},
+        "metrics": result.metrics,
+        "metric_meta": {m.name: {"higher_is_better": m.higher_is_better, "unit": m.unit} for m in task.metrics},
+        "reported": card.reported(task.reported_key) if task.reported_key else {},
+        "seed": opts.seed,
+        "determinism": determinism,
+        "n_samples": {"total": result.n_total, "evaluated": result.n_evaluated},
+        "limited": result.n_evaluated < result.n_total or opts.limit is not None,
+        "device": {"type": device, "name": device_name(device), "world_size": world_size},
+        "batch_size": opts.batch_size,
+        "workers": opts.workers,
+        "env": {"versions": package_versions(), "git": git_state()},
+        "timing": {"load_s": round(loaded - started, 3), "task_s": round(finished - loaded, 3), "total_s": round(finished - started, 3)},
+        "artifacts": {"artifact_dir": str(artifact_dir) if artifact_dir.exists() else None},
+        "details": result.details,
+    }
+    if store is not None:  # rank 0 only
+        samples_path = _write_samples(store.folder / "samples", run_id, result.samples) if result.samples else None
+        record["artifacts"]["samples"] = str(samples_path) if samples_path else None
+        try:
+            store.insert(record, replace=opts.force)
+        except BenchError:
+            if samples_path:
+                samples_path.unlink(missing_ok=True)
+            raise
+    return CellOutcome(spec, task.name, record)
+
+
+def run_grid(backbones: str, tasks: str, opts: RunOptions, debug: bool = False) -> list[CellOutcome]:
+    """Every backbone x task cell; a failing cell is reported and the others still run."""
+    from bench.evaluation import init_distributed, world
+
+    task_list = select_tasks(tasks)
+    specs = expand_backbones(backbones)
+    if opts.arch and len(specs) > 1:
+        raise BenchError("--arch applies to one checkpoint file, but several backbones were named", "run them one at a time")
+    device = resolve_device(opts.device)
+    rank, size = world()
+    init_distributed(device)
+    store = ResultsStore.open(opts.results) if rank == 0 else None
+    outcomes = []
+    try:
+        for spec in specs:
+            for task in task_list:
+                try:
+                    outcomes.append(run_cell(spec, task, opts, store, device, rank, size))
+                except BenchError as exc:
+                    if debug or (len(specs) * len(task_list) == 1):
+                        raise
+                    outcomes.append(CellOutcome(spec, task.name, error=one_line(exc)))
+    finally:
+        if store is not None:
+            store.close()
+    return outcomes

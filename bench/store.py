@@ -1,0 +1,141 @@
+"""The results store: one SQLite database (WAL) in the results folder.
+
+One row per cell (checkpoint sha256, task, task version, config hash, seed). Rows are written
+once, in one transaction, after the cell finished: a failed or interrupted run leaves no row.
+Several `bench run` processes may write at once; SQLite's locking serialises them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterator
+
+from bench.errors import BenchError
+
+DB_NAME = "bench.sqlite"
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT PRIMARY KEY,
+    cell_key TEXT NOT NULL UNIQUE,
+    backbone TEXT NOT NULL,
+    checkpoint_sha256 TEXT NOT NULL,
+    task TEXT NOT NULL,
+    task_version TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    limited INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_task ON results (task, backbone);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+def cell_key(checkpoint_sha256: str, task: str, task_version: str, cfg_hash: str, seed: int) -> str:
+    return hashlib.sha256(canonical_json([checkpoint_sha256, task, task_version, cfg_hash, seed]).encode()).hexdigest()
+
+
+def _timeout() -> float:
+    return float(os.environ.get("BENCH_DB_TIMEOUT", "30"))
+
+
+class ResultsStore:
+    """Thin lifecycle wrapper around the SQLite file."""
+
+    def __init__(self, folder: Path, connection: sqlite3.Connection):
+        self.folder = folder
+        self.path = folder / DB_NAME
+        self.db = connection
+
+    @classmethod
+    def open(cls, folder: Path, write: bool = True) -> "ResultsStore":
+        """Open (and for writing, create) the store; fail now, not after an hour of evaluation."""
+        path = folder / DB_NAME
+        if not write:
+            if not path.is_file():
+                raise BenchError(f"no results store at {path}", "run 'bench run' first, or pass --results DIR")
+            try:
+                return cls(folder, sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_timeout()))
+            except sqlite3.Error as exc:
+                raise _store_error(path, exc) from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"cannot create results folder {folder} ({exc.strerror})", "pass --results DIR pointing at a writable folder") from None
+        try:
+            db = sqlite3.connect(str(path), timeout=_timeout(), isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=%d" % int(_timeout() * 1000))
+            with db:
+                db.execute("BEGIN IMMEDIATE")  # proves we can write, and waits out other writers
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    db.execute(statement)
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from None
+        return cls(folder, db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        try:
+            row = self.db.execute("SELECT record FROM results WHERE cell_key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        return json.loads(row[0]) if row else None
+
+    def insert(self, record: dict[str, Any], replace: bool = False) -> None:
+        """Write one finished record atomically (replacing the cell's old row with --force)."""
+        try:
+            with self.db:  # one transaction
+                self.db.execute("BEGIN IMMEDIATE")
+                if replace:
+                    self.db.execute("DELETE FROM results WHERE cell_key = ?", (record["cell_key"],))
+                self.db.execute(
+                    # without --force a concurrent run of the same cell may have won: keep its row
+                    ("INSERT" if replace else "INSERT OR IGNORE") + " INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        record["run_id"], record["cell_key"], record["backbone"]["name"], record["backbone"]["sha256"],
+                        record["task"]["name"], record["task"]["version"], record["task"]["config_hash"], record["seed"],
+                        int(record["limited"]), canonical_json(record["metrics"]), canonical_json(record), record["created_at"],
+                    ),
+                )
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+
+    def records(self, include_limited: bool = True) -> Iterator[dict[str, Any]]:
+        sql = "SELECT record FROM results" + ("" if include_limited else " WHERE limited = 0") + " ORDER BY created_at, run_id"
+        try:
+            rows = self.db.execute(sql).fetchall()
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        for (text,) in rows:
+            yield json.loads(text)
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> BenchError:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return BenchError(f"results store {path} is read-only or cannot be opened ({text})", "pass --results DIR pointing at a writable folder")
+    if "locked" in text or "busy" in text:
+        return BenchError(
+            f"results store {path} is locked by another process ({text})",
+            "wait for the other bench run to finish, or raise BENCH_DB_TIMEOUT (seconds)",
+        )
+    return BenchError(f"results store {path} is not usable ({text})", "move it aside and run again")

@@ -1,0 +1,85 @@
+"""The task interface every task module implements, and what the runner hands a task.
+
+A task declares its name, version (bump it on any protocol change), the datasets it reads, its
+metrics, and whether it replaces the backbone's classifier. `check` resolves the data without a
+model (for `bench validate`); `run` evaluates a loaded backbone. Tasks that train on top of the
+backbone (WSOL fine-tuning, detection, captioning) keep their trained weights in
+`ctx.artifact_dir`, keyed like the result, so that a crash or a re-run resumes instead of
+retraining. No torch import here: `bench list` reads task classes' attributes lazily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.paths import dataset_dir
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    higher_is_better: bool
+    unit: str = "%"
+    description: str = ""
+
+
+@dataclass
+class DataLocator:
+    """Finds dataset folders from --data-root / BENCH_DATA and --data-path overrides."""
+
+    root: str | None = None
+    overrides: dict[str, Path] = field(default_factory=dict)
+
+    def dir(self, name: str) -> Path:
+        return dataset_dir(name, self.root, self.overrides)
+
+
+@dataclass
+class TaskResult:
+    metrics: dict[str, float]
+    n_total: int  # samples in the split
+    n_evaluated: int  # samples scored (fewer under --limit)
+    samples: list[dict[str, Any]] | None = None  # per-sample outputs, written next to the store
+    details: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping in the record
+
+
+@dataclass
+class RunContext:
+    backbone: Any  # bench.backbones.build.LoadedBackbone
+    config: dict[str, Any]
+    data: DataLocator
+    device: str
+    batch_size: int
+    workers: int
+    limit: int | None
+    seed: int
+    progress: bool
+    artifact_dir: Path  # cached training stages for this (checkpoint, task, version, config, seed)
+    rank: int = 0
+    world_size: int = 1
+
+
+class Task:
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str]
+    datasets: ClassVar[tuple[str, ...]] = ()
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    replaces_head: ClassVar[bool] = False  # True for tasks that put their own head on the backbone
+    reported_key: ClassVar[str | None] = None  # key of the published numbers in a card's provenance
+
+    def default_config(self) -> dict[str, Any]:
+        """The protocol's parameters, with the paper's values as defaults."""
+        return {}
+
+    def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
+        """Resolve and check the data without running; return a short summary. Raise BenchError."""
+        raise NotImplementedError
+
+    def run(self, ctx: RunContext) -> TaskResult:
+        raise NotImplementedError
+
+    def metric(self, name: str) -> MetricSpec:
+        return next(m for m in self.metrics if m.name == name)

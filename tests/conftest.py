@@ -1,0 +1,86 @@
+"""Shared fixtures: tiny ImageNet-layout val sets and checkpoints written in the official formats."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from bench.mini.layouts import write_imagenet_val
+
+NUM_CLASSES = 5
+WNIDS = [f"n0{1440764 + 17 * i:07d}" for i in range(NUM_CLASSES)]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test reads the user's data, cache or results."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    for var in ("BENCH_DATA", "BENCH_RESULTS", "BENCH_CARDS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def random_images(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sizes = [(40 + int(rng.integers(0, 24)), 40 + int(rng.integers(0, 24))) for _ in range(n)]
+    return [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in sizes]
+
+
+def make_val(root: Path, layout: str = "class_folders", per_class: int = 3, seed: int = 0) -> Path:
+    labels = [c for c in range(NUM_CLASSES) for _ in range(per_class)]
+    labels = list(np.random.default_rng(seed).permutation(labels))  # interleave classes in file order
+    write_imagenet_val(root / "imagenet", random_images(len(labels), seed), labels, WNIDS, layout, seed=seed)
+    return root
+
+
+@pytest.fixture
+def data_root(tmp_path) -> Path:
+    return make_val(tmp_path / "data")
+
+
+def tiny_model(seed: int = 0, arch: str = "resnet18", num_classes: int = NUM_CLASSES) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+    # randomise BN statistics too, so that a load that skips them changes the logits
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def save_cutmix_format(model: torch.nn.Module, path: Path) -> Path:
+    """Exactly what CutMix-PyTorch's train.py saves for a DataParallel model."""
+    sd = {f"module.{k}": v for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    torch.save({"epoch": 300, "arch": "resnet", "state_dict": sd, "best_err1": 21.4, "best_err5": 5.92, "optimizer": opt.state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    return save_cutmix_format(tiny_model(), tmp_path / "model_best.pth.tar")
+
+
+@pytest.fixture
+def run_bench(capsys):
+    """Call the CLI in-process; returns (exit code, stdout, stderr)."""
+    from bench.cli import main
+
+    def call(*argv: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call
+
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = os.environ.get("BENCH_TEST_PYTHON") or str(Path(os.sys.executable))

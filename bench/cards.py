@@ -107,6 +107,8 @@ def parse_card(data: Any, path: str) -> BackboneCard:
     weights = Weights(**w)
     if weights.format not in FORMATS:
         raise BenchError(f"card {path}: weights.format '{weights.format}' is not one of {', '.join(FORMATS)}", "fix the YAML")
+    if weights.sha256 is not None and not isinstance(weights.sha256, str):  # YAML reads 1234e567 as a number
+        raise BenchError(f"card {path}: weights.sha256 must be quoted (sha256: '...') so YAML keeps it a string", "fix the YAML")
     if weights.sha256 is not None and not re.fullmatch(r"[0-9a-f]{8,64}", str(weights.sha256)):
         raise BenchError(f"card {path}: weights.sha256 must be lower-case hex (8 to 64 digits)", "fix the YAML")
     fields = dict(data)

@@ -12,7 +12,7 @@ import torchvision
 
 from bench.mini.layouts import write_imagenet_val
 
-NUM_CLASSES = 5
+NUM_CLASSES = 12
 WNIDS = [f"n0{1440764 + 17 * i:07d}" for i in range(NUM_CLASSES)]
 
 
@@ -33,7 +33,7 @@ def random_images(n: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in sizes]
 
 
-def make_val(root: Path, layout: str = "class_folders", per_class: int = 3, seed: int = 0) -> Path:
+def make_val(root: Path, layout: str = "class_folders", per_class: int = 2, seed: int = 0) -> Path:
     labels = [c for c in range(NUM_CLASSES) for _ in range(per_class)]
     labels = list(np.random.default_rng(seed).permutation(labels))  # interleave classes in file order
     write_imagenet_val(root / "imagenet", random_images(len(labels), seed), labels, WNIDS, layout, seed=seed)

@@ -64,13 +64,21 @@ def download(url: str, dest: Path, sha256: str | None, progress: bool = True) ->
                     for block in iter(lambda: response.read(CHUNK), b""):
                         out.write(block)
                         bar.update(len(block))
-        if zipfile.is_zipfile(tmp):  # shared-folder links arrive as a zip of the folder
+        if _is_folder_archive(tmp):  # shared-folder links arrive as a zip of the folder
             tmp = _extract_checkpoint(tmp, url)
         verify_sha256(tmp, sha256)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return dest
+
+
+def _is_folder_archive(path: Path) -> bool:
+    """A zip that is not itself a torch.save file (those are zips holding <name>/data.pkl)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return not any(n.endswith("/data.pkl") or n == "data.pkl" for n in zf.namelist())
 
 
 def _extract_checkpoint(archive: Path, url: str) -> Path:

@@ -1,0 +1,185 @@
+"""End to end through the CLI: results equal a direct torchvision evaluation, caching, --limit,
+report/export, grids, and the bad inputs a user can cause."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torchvision import transforms as T
+
+from conftest import NUM_CLASSES, save_cutmix_format, tiny_model
+
+CARD = """name: {name}
+description: tiny test backbone {name}
+arch: resnet18
+num_classes: {n}
+weights: {{file: {file}, format: cutmix, sha256: {sha}}}
+preprocessing: {{resize: 64, crop: 56, interpolation: bilinear}}
+provenance: {{reported: {{imagenet_cls: {{top1_err: 12.5}}}}}}
+"""
+
+
+@pytest.fixture
+def cards(tmp_path, monkeypatch):
+    """Cards tiny_a and tiny_b (two different random ResNet-18s) in a BENCH_CARDS folder."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    paths = {}
+    for i, name in enumerate(["tiny_a", "tiny_b"]):
+        paths[name] = save_cutmix_format(tiny_model(seed=10 + i), tmp_path / f"{name}.pth.tar")
+        (folder / f"{name}.yaml").write_text(CARD.format(name=name, n=NUM_CLASSES, file=paths[name], sha="null"))
+    monkeypatch.setenv("BENCH_CARDS", str(folder))
+    return paths
+
+
+def direct_eval(checkpoint: Path, val: Path) -> dict[str, float]:
+    """Reference: torchvision ImageFolder + ToTensor/Normalize + a strict torchvision load."""
+    model = torchvision.models.resnet18(weights=None, num_classes=NUM_CLASSES)
+    sd = torch.load(checkpoint, weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in sd.items()})
+    tf = T.Compose([T.Resize(64), T.CenterCrop(56), T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    data = torchvision.datasets.ImageFolder(str(val), tf)
+    loader = torch.utils.data.DataLoader(data, batch_size=7)
+    top, targets = [], []
+    with torch.no_grad():
+        for x, y in loader:
+            top.append(model.eval()(x).topk(5, 1).indices)
+            targets.append(y)
+    top, targets = torch.cat(top), torch.cat(targets)
+    hits = top == targets[:, None]
+    n = len(targets)
+    return {
+        "top1_err": 100 * (1 - int(hits[:, 0].sum()) / n),
+        "top5_err": 100 * (1 - int(hits.any(1).sum()) / n),
+        "top5": top.tolist(),
+    }
+
+
+def test_run_equals_direct_torchvision_and_stores_a_full_record(run_bench, cards, data_root, tmp_path):
+    results = tmp_path / "results"
+    code, out, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", results, "--batch-size", 5, "--workers", 0)
+    assert code == 0, err
+    rec = json.loads(run_bench("export", "--results", results)[1])[0]
+    ref = direct_eval(cards["tiny_a"], data_root / "imagenet" / "val")
+    assert rec["metrics"]["top1_err"] == ref["top1_err"]
+    assert rec["metrics"]["top5_err"] == ref["top5_err"]
+    assert 0 < ref["top5_err"] < 100  # a metric that can tell right from wrong
+    assert "| tiny_a   | imagenet_cls v1 | top1_err | ↓ |" in out and "12.50" in out
+    # the record carries what DESIGN.md asks for
+    assert rec["backbone"]["sha256"] == __import__("hashlib").sha256(cards["tiny_a"].read_bytes()).hexdigest()
+    assert rec["backbone"]["load_report"]["format"] == "cutmix"
+    assert rec["backbone"]["load_report"]["meta"]["best_err1"] == 21.4
+    assert rec["task"]["config"]["preprocessing"]["crop"] == 56 and rec["task"]["version"] == "1"
+    assert rec["n_samples"] == {"total": 2 * NUM_CLASSES, "evaluated": 2 * NUM_CLASSES} and rec["limited"] is False
+    assert rec["seed"] == 0 and rec["determinism"]["cudnn_deterministic"] is True
+    assert {"torch", "torchvision", "python", "bench"} <= set(rec["env"]["versions"])
+    assert "commit" in rec["env"]["git"] and rec["device"]["type"] == "cpu"
+    assert rec["reported"] == {"top1_err": 12.5}
+    samples = [json.loads(line) for line in Path(rec["artifacts"]["samples"]).read_text().splitlines()]
+    assert [s["top5"] for s in samples] == ref["top5"]  # same images, same order, same predictions
+    # the store is a WAL SQLite file with one row
+    db = sqlite3.connect(results / "bench.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT count(*), task, limited FROM results").fetchone() == (1, "imagenet_cls", 0)
+
+
+def test_cache_force_and_limit(run_bench, cards, data_root, tmp_path):
+    args = ["run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0]
+    assert run_bench(*args)[0] == 0
+    code, out, _ = run_bench(*args)
+    assert code == 0 and "cached" in out
+    code, out, _ = run_bench(*args, "--force")
+    assert code == 0 and "| new" in out
+    code, out, _ = run_bench(*args, "--limit", 5)
+    assert code == 0 and "5/24" in out and "limited" in out
+    records = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    assert len(records) == 2 and sorted(r["limited"] for r in records) == [False, True]
+    limited = next(r for r in records if r["limited"])
+    samples = [json.loads(line) for line in Path(limited["artifacts"]["samples"]).read_text().splitlines()]
+    assert [s["index"] for s in samples] == [0, 1, 2, 3, 4]  # the first N in dataset order
+    # limited runs never enter the report unless asked
+    code, out, _ = run_bench("report", "--results", tmp_path / "r")
+    assert code == 0 and "tiny_a" in out and "[12.50]" in out and "±" not in out
+    code, out, _ = run_bench("report", "--results", tmp_path / "r", "--include-limited")
+    assert "± " in out and "(n=2)" in out
+
+
+def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_path):
+    cards["tiny_b"].write_bytes(b"not a checkpoint")
+    code, out, err = run_bench("run", "--backbone", "tiny_*", "--task", "imagenet_*", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)
+    assert code == 1
+    assert "| tiny_a" in out and "failed:" in out
+    assert "tiny_b x imagenet_cls: " in err and "not a readable PyTorch checkpoint" in err
+    assert len(json.loads(run_bench("export", "--results", tmp_path / "r")[1])) == 1
+
+
+def test_validate(run_bench, cards, data_root, tmp_path):
+    code, out, _ = run_bench("validate", "--backbone", "tiny_a,tiny_b", "--task", "imagenet_cls", "--data-root", data_root)
+    assert code == 0 and out.count("✓ imagenet_cls v1: imagenet: 24 images, 12 classes (class_folders)") == 2
+    code, out, err = run_bench("validate", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", tmp_path / "nowhere")
+    assert code == 1 and "data root" in out and "does not exist" in out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_undecodable_image_names_the_file_and_stores_nothing(run_bench, cards, data_root, tmp_path, workers):
+    bad = sorted((data_root / "imagenet" / "val").rglob("*.JPEG"))[5]
+    bad.write_bytes(b"\xff\xd8\xff\xe0 broken jpeg")
+    code, out, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", workers)
+    assert code == 2
+    assert err.startswith(f"bench: error: cannot decode image {bad}") and len(err.strip().splitlines()) == 1
+    db = sqlite3.connect(tmp_path / "r" / "bench.sqlite")
+    assert db.execute("SELECT count(*) FROM results").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--task", "imagenet_clss"], "unknown task 'imagenet_clss'. did you mean imagenet_cls?"),
+        (["--task", "wsol_*"], "no task matches 'wsol_*'"),
+        (["--backbone", "tiny_c"], "unknown backbone 'tiny_c'. did you mean tiny_"),
+        (["--data-root", "/nonexistent/data"], "data root /nonexistent/data does not exist"),
+        (["--data-root", None], "no data root for dataset 'imagenet'. pass --data-root DIR"),
+        (["--limit", "0"], "--limit must be positive"),
+        (["--set", "nothing=1"], "task imagenet_cls has no setting nothing"),
+        (["--data-path", "imagenet=/nope"], "imagenet folder /nope (from --data-path) does not exist"),
+        (["--device", "cuda:3"], "no CUDA device"),
+    ],
+)
+def test_user_errors_are_one_line(run_bench, cards, data_root, tmp_path, argv, message):
+    args = {"--backbone": "tiny_a", "--task": "imagenet_cls", "--data-root": str(data_root), "--results": str(tmp_path / "r")}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        if value is None:
+            args.pop(flag)
+        else:
+            args[flag] = value
+    flat = [x for kv in args.items() for x in kv]
+    if torch.cuda.is_available() and "--device" in argv:
+        pytest.skip("a CUDA device is present")
+    code, out, err = run_bench("run", *flat, "--workers", 0)
+    assert code == 2 and out == ""
+    assert err.startswith("bench: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_wrong_sha256_on_a_card(run_bench, cards, data_root, tmp_path):
+    card = Path(__import__("os").environ["BENCH_CARDS"]) / "tiny_a.yaml"
+    card.write_text(CARD.format(name="tiny_a", n=NUM_CLASSES, file=cards["tiny_a"], sha="0" * 64))
+    code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r")
+    assert code == 2 and "weights.sha256 must be quoted" in err
+    card.write_text(CARD.format(name="tiny_a", n=NUM_CLASSES, file=cards["tiny_a"], sha="'" + "0" * 64 + "'"))
+    code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r")
+    assert code == 2 and "sha256 mismatch" in err and "delete it and run again" in err
+    assert not (tmp_path / "r" / "samples").exists()
+
+
+def test_class_missing_from_val_is_refused_before_running(run_bench, cards, data_root, tmp_path):
+    import shutil
+
+    shutil.rmtree(next((data_root / "imagenet" / "val").iterdir()))
+    code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r")
+    assert code == 2 and f"has {NUM_CLASSES - 1} classes but the backbone predicts {NUM_CLASSES}" in err

@@ -1,0 +1,189 @@
+"""Behaviour that needs real processes: start-up imports, Ctrl-C, a read-only or locked store,
+downloads over HTTP, and the distributed path under torchrun (two CPU processes on gloo)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import NUM_CLASSES, make_val, save_cutmix_format, tiny_model
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = ["--arch", "resnet18", "--num-classes", str(NUM_CLASSES), "--task", "imagenet_cls"]
+
+
+def bench(*args, env=None, prefix=(), **kw):
+    return subprocess.run([*prefix, sys.executable, "-m", "bench", *map(str, args)], cwd=REPO, env=env or os.environ.copy(), capture_output=True, text=True, **kw)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list", "tasks"], ["list", "backbones"], ["run", "--help"]])
+def test_cli_start_up_does_not_import_torch(argv):
+    code = (
+        "import sys\nfrom bench.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+        "print('TORCH', sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))" % argv
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("TORCH []")
+
+
+def test_ctrl_c_mid_run_stores_nothing(tmp_path, checkpoint):
+    data = make_val(tmp_path / "data", per_class=30)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--backbone", str(checkpoint), *BASE, "--data-root", str(data), "--results", str(tmp_path / "r"), "--workers", "0", "--set", "split=val", "--batch-size", "4"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # wait until the store exists (the run has started), then interrupt mid-evaluation
+    deadline = time.time() + 60
+    while not (tmp_path / "r" / "bench.sqlite").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; nothing was stored" in err and "Traceback" not in err
+    db = sqlite3.connect(tmp_path / "r" / "bench.sqlite")
+    assert db.execute("SELECT count(*) FROM results").fetchone() == (0,)
+    assert not (tmp_path / "r" / "samples").exists()
+
+
+def _without_root_powers() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: cannot make a folder read-only")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_read_only_results_store(tmp_path, data_root, checkpoint, existing):
+    results = tmp_path / "r"
+    if existing:  # a store written earlier, now read-only
+        assert bench("run", "--backbone", checkpoint, *BASE, "--data-root", data_root, "--results", results, "--limit", 2, "--workers", 0).returncode == 0
+        for p in results.rglob("*"):
+            p.chmod(0o444 if p.is_file() else 0o555)
+    else:
+        results.mkdir()
+    results.chmod(0o555)
+    try:
+        out = bench("run", "--backbone", checkpoint, *BASE, "--data-root", data_root, "--results", results, "--workers", 0, prefix=_without_root_powers())
+    finally:
+        results.chmod(0o755)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("bench: error: results store") and "read-only" in out.stderr
+    assert "pass --results DIR pointing at a writable folder" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_locked_results_store(tmp_path, data_root, checkpoint, run_bench, monkeypatch):
+    results = tmp_path / "r"
+    assert run_bench("run", "--backbone", checkpoint, *BASE, "--data-root", data_root, "--results", results, "--limit", 2, "--workers", 0)[0] == 0
+    holder = sqlite3.connect(results / "bench.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setenv("BENCH_DB_TIMEOUT", "0.5")
+    try:
+        code, _, err = run_bench("run", "--backbone", checkpoint, *BASE, "--data-root", data_root, "--results", results, "--workers", 0)
+    finally:
+        holder.execute("ROLLBACK")
+    assert code == 2 and "is locked by another process" in err
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A loopback HTTP server over a folder; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _card(folder: Path, url: str, sha: str | None, file: str = "model_best.pth.tar") -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "remote.yaml").write_text(
+        f"name: remote\narch: resnet18\nnum_classes: {NUM_CLASSES}\n"
+        f"weights: {{url: '{url}', file: {file}, sha256: {repr(sha) if sha else 'null'}, format: cutmix}}\n"
+        "preprocessing: {resize: 64, crop: 56}\n"
+    )
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_download_is_verified_and_atomic(tmp_path, http_root, data_root, run_bench, monkeypatch, as_zip):
+    served, base = http_root
+    ckpt = save_cutmix_format(tiny_model(), tmp_path / "model_best.pth.tar")
+    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    if as_zip:  # a shared-folder link arrives as a zip of the folder
+        with zipfile.ZipFile(served / "folder.zip", "w") as zf:
+            zf.write(ckpt, "model_best.pth.tar")
+            zf.writestr("README.txt", "x")
+        url = f"{base}/folder.zip?dl=1"
+    else:
+        shutil.copy(ckpt, served / "model_best.pth.tar")
+        url = f"{base}/model_best.pth.tar"
+    cards = tmp_path / "cards"
+    monkeypatch.setenv("BENCH_CARDS", str(cards))
+    cache = Path(os.environ["BENCH_CACHE"]) / "weights" / "remote"
+    # a wrong digest: error, and nothing left in the cache
+    _card(cards, url, "ab" * 32)
+    code, _, err = run_bench("run", "--backbone", "remote", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)
+    assert code == 2 and "sha256 mismatch" in err
+    assert list(cache.iterdir()) == []
+    # the right digest: downloaded, verified, renamed into place, used
+    _card(cards, url, sha)
+    code, out, err = run_bench("run", "--backbone", "remote", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)
+    assert code == 0, err
+    assert [p.name for p in cache.iterdir()] == ["model_best.pth.tar"]
+    assert hashlib.sha256((cache / "model_best.pth.tar").read_bytes()).hexdigest() == sha
+
+
+def test_offline_download_says_where_to_put_the_file(tmp_path, data_root, run_bench, monkeypatch):
+    cards = tmp_path / "cards"
+    monkeypatch.setenv("BENCH_CARDS", str(cards))
+    _card(cards, "http://127.0.0.1:9/none/model_best.pth.tar", "ab" * 32)
+    code, _, err = run_bench("run", "--backbone", "remote", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r")
+    target = Path(os.environ["BENCH_CACHE"]) / "weights" / "remote" / "model_best.pth.tar"
+    assert code == 2 and "cannot download http://127.0.0.1:9/none/model_best.pth.tar" in err
+    assert f"place the file at {target} (sha256 {'ab' * 32}) and run again" in err
+
+
+def test_torchrun_two_processes_equal_one(tmp_path, data_root, checkpoint):
+    common = ["--backbone", checkpoint, *BASE, "--data-root", data_root, "--workers", 0, "--device", "cpu", "--batch-size", 3]
+    single = bench("run", *common, "--results", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    dist = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench", "run", *map(str, common), "--results", str(tmp_path / "two")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert dist.returncode == 0, dist.stderr[-3000:]
+    one = json.loads(bench("export", "--results", tmp_path / "one").stdout)
+    two = json.loads(bench("export", "--results", tmp_path / "two").stdout)
+    assert len(one) == len(two) == 1  # rank 0 alone wrote
+    assert two[0]["device"]["world_size"] == 2
+    assert two[0]["metrics"] == one[0]["metrics"]
+    assert two[0]["n_samples"] == one[0]["n_samples"]
+    rows = lambda rec: Path(rec["artifacts"]["samples"]).read_text()
+    assert rows(two[0]) == rows(one[0])  # same per-sample outputs, in dataset order

@@ -44,6 +44,7 @@ class Weights:
     file: str | None = None  # file name in the cache, or an absolute path for local files
     sha256: str | None = None  # full digest, or a prefix (torchvision file names carry one)
     format: str = "auto"
+    made_by: str | None = None  # the bench command that writes the file, for weights with no URL
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def parse_card(data: Any, path: str) -> BackboneCard:
     w = dict(data.get("weights") or {})
     bad = sorted(set(w) - set(Weights.__dataclass_fields__))
     if bad:
-        raise BenchError(f"card {path}: unknown weights field(s) {', '.join(bad)}", "use url, file, sha256, format")
+        raise BenchError(f"card {path}: unknown weights field(s) {', '.join(bad)}", "use url, file, sha256, format, made_by")
     weights = Weights(**w)
     if weights.format not in FORMATS:
         raise BenchError(f"card {path}: weights.format '{weights.format}' is not one of {', '.join(FORMATS)}", "fix the YAML")

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="file to write (default: standard output)")
 
     p = sub.add_parser("demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
-    p.add_argument("--workdir", default=".bench-cache/demo", help="where data, weights and results go")
+    p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
     return parser
 
@@ -266,7 +266,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bench.demo import run_demo
 
-    return run_demo(Path(args.workdir), Path(args.output), progress=not args.quiet)
+    progress = not args.quiet and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
+    return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress)
 
 
 COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "report": cmd_report, "export": cmd_export, "demo": cmd_demo}

@@ -116,7 +116,8 @@ def weights_path(card: BackboneCard, progress: bool = True, fetch: bool = True) 
         if path.is_file():
             return path
     if not w.url:
-        raise BenchError(f"weights for '{card.name}' not found at {candidates[0]}", "place the checkpoint file there")
+        made = f", or run '{w.made_by}', which makes it" if w.made_by else ""
+        raise BenchError(f"weights for '{card.name}' not found at {candidates[0]}", f"place the checkpoint file there{made}")
     if not fetch:
         raise BenchError(f"weights for '{card.name}' are not downloaded yet", f"'bench run' fetches {w.url} to {candidates[0]}")
     return download(w.url, candidates[0], w.sha256, progress)

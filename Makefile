@@ -1,0 +1,21 @@
+# The two commands of the README's quick start. Each creates .venv on first use (a few minutes:
+# torch is large) and is fast once it exists.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bench-installed
+
+.PHONY: demo test clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bench demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -21,6 +21,7 @@ SEED = 0
 TRAIN_SCENES = 3000
 VAL_SCENES = 500
 EPOCHS = 6
+TRAIN_BATCH = 128
 WNIDS = [f"n{d:08d}" for d in range(10)]  # wnid-shaped names for the ten digit classes
 TASKS = "imagenet_cls"  # later task issues add their mini variants here
 
@@ -61,12 +62,12 @@ def ensure_weights(progress: bool) -> dict:
     from bench.mini.train import save_official, train_baseline
 
     path = cache_dir() / "weights" / "mini_baseline" / "model_best.pth.tar"
-    key = {"data": data_key(), "recipe": "baseline", "seed": SEED, "epochs": EPOCHS}
+    key = {"data": data_key(), "recipe": "baseline", "seed": SEED, "epochs": EPOCHS, "batch": TRAIN_BATCH}
     meta = path.with_name(path.name + ".json")
     if path.is_file() and meta.is_file() and json.loads(meta.read_text()).get("key") == key:
         return json.loads(meta.read_text())
     images, labels, _ = make_scenes("train", TRAIN_SCENES, SEED)
-    model, stats = train_baseline(images, labels, EPOCHS, SEED, progress=progress)
+    model, stats = train_baseline(images, labels, EPOCHS, SEED, batch_size=TRAIN_BATCH, progress=progress)
     save_official(model, path, EPOCHS)
     info = {"key": key, **stats}
     meta.write_text(json.dumps(info))

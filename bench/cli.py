@@ -108,6 +108,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "tasks":
         from tasks import TASKS
 
+        if not any(ch in args.pattern for ch in "*?[,"):
+            TASKS.get(args.pattern)  # an unknown name answers with "did you mean"
         names = [n for n in TASKS.names() if _matches(n, args.pattern)]
         width = max((len(n) for n in names), default=0)
         for n in names:
@@ -115,8 +117,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not names:
             raise BenchError(f"no task matches '{args.pattern}'", "run 'bench list tasks'")
         return 0
-    from bench.cards import load_cards
+    from bench.cards import find_card, load_cards
+    from bench.registry import is_pattern
 
+    if not is_pattern(args.pattern) and "," not in args.pattern:
+        find_card(args.pattern)  # an unknown name answers with "did you mean"
     cards = [c for c in load_cards().values() if _matches(c.name, args.pattern) or any(_matches(a, args.pattern) for a in c.aliases)]
     width = max((len(c.name) for c in cards), default=0)
     for c in cards:

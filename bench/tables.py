@@ -48,8 +48,27 @@ def run_table(outcomes: Sequence[Any]) -> str:
     return markdown(["Backbone", "Task", "Metric", "", "Value", "Paper", "Samples", "Note"], rows, right=(4, 5, 6))
 
 
+def newest_config(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Keep, per (backbone, task), the records of the newest config only, so that runs under other
+    settings are never averaged together as if they were seeds. Returns (kept, notes)."""
+    newest: dict[tuple[str, str], tuple[str, str]] = {}
+    configs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in records:
+        cell = (r["backbone"]["name"], r["task"]["name"])
+        configs[cell].add(r["task"]["config_hash"])
+        if cell not in newest or r["created_at"] >= newest[cell][0]:
+            newest[cell] = (r["created_at"], r["task"]["config_hash"])
+    kept = [r for r in records if r["task"]["config_hash"] == newest[r["backbone"]["name"], r["task"]["name"]][1]]
+    notes = [
+        f"{b} x {t}: results under {len(h)} configs; showing the newest ({newest[b, t][1]})"
+        for (b, t), h in configs.items() if len(h) > 1
+    ]
+    return kept, notes
+
+
 def report_table(records: Sequence[dict[str, Any]]) -> str:
     """Backbones x (task/metric): mean over seeds (± std when several), paper value in brackets."""
+    records, notes = newest_config(records)
     columns: dict[str, dict[str, Any]] = {}
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     reported: dict[tuple[str, str], float] = {}
@@ -80,4 +99,5 @@ def report_table(records: Sequence[dict[str, Any]]) -> str:
             row.append(cell)
         rows.append(row)
     headers = ["Backbone"] + [f"{c} {arrow(m)}" for c, m in columns.items()]
-    return markdown(headers, rows, right=tuple(range(1, len(headers))))
+    table = markdown(headers, rows, right=tuple(range(1, len(headers))))
+    return table + "".join(f"\n\nnote: {n}" for n in notes)

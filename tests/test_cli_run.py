@@ -106,8 +106,14 @@ def test_cache_force_and_limit(run_bench, cards, data_root, tmp_path):
     # limited runs never enter the report unless asked
     code, out, _ = run_bench("report", "--results", tmp_path / "r")
     assert code == 0 and "tiny_a" in out and "[12.50]" in out and "±" not in out
+    # a limited run has another config: never averaged with the full one
     code, out, _ = run_bench("report", "--results", tmp_path / "r", "--include-limited")
-    assert "± " in out and "(n=2)" in out
+    assert "±" not in out and "results under 2 configs; showing the newest" in out
+    full = next(r for r in records if not r["limited"])["metrics"]["top1_err"]
+    # seeds of the same config are averaged, with their spread
+    assert run_bench(*args, "--seed", 1)[0] == 0
+    code, out, _ = run_bench("report", "--results", tmp_path / "r")
+    assert f"{full:.2f} ± 0.00 (n=2) [12.50]" in out
 
 
 def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_path):
@@ -183,3 +189,54 @@ def test_class_missing_from_val_is_refused_before_running(run_bench, cards, data
     shutil.rmtree(next((data_root / "imagenet" / "val").iterdir()))
     code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r")
     assert code == 2 and f"has {NUM_CLASSES - 1} classes but the backbone predicts {NUM_CLASSES}" in err
+
+
+def _bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    good = tiny_model()
+    out = {}
+    whole = save_cutmix_format(good, tmp_path / "good.pth.tar").read_bytes()
+    (tmp_path / "truncated.pth").write_bytes(whole[: len(whole) // 3])
+    out["truncated"] = (tmp_path / "truncated.pth", "not a readable PyTorch checkpoint")
+    (tmp_path / "page.pth").write_text("<html>quota exceeded</html>")
+    out["not a checkpoint"] = (tmp_path / "page.pth", "not a readable PyTorch checkpoint")
+    torch.save(tiny_model(arch="resnet34", num_classes=NUM_CLASSES).state_dict(), tmp_path / "r34.pth")
+    out["other architecture"] = (tmp_path / "r34.pth", "look like resnet34: pass --arch resnet34")
+    sd = good.state_dict()
+    torch.save({k: v for k, v in sd.items() if k != "layer2.0.bn1.weight"}, tmp_path / "missing.pth")
+    out["missing keys"] = (tmp_path / "missing.pth", "1 missing (layer2.0.bn1.weight)")
+    torch.save({**sd, "head2.weight": torch.zeros(1)}, tmp_path / "extra.pth")
+    out["extra keys"] = (tmp_path / "extra.pth", "1 unexpected (head2.weight)")
+    torch.save({"state_dict": sd, "args": argparse_namespace()}, tmp_path / "code.pth")
+    out["needs code"] = (tmp_path / "code.pth", "needs code to load")
+    return out
+
+
+def argparse_namespace():
+    import argparse
+
+    return argparse.Namespace(lr=0.1)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "not a checkpoint", "other architecture", "missing keys", "extra keys", "needs code"])
+def test_bad_checkpoint_is_one_line_and_nonzero(run_bench, data_root, tmp_path, kind):
+    path, message = _bad_checkpoints(tmp_path)[kind]
+    code, out, err = run_bench("run", "--backbone", path, "--arch", "resnet18", "--num-classes", NUM_CLASSES, "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r")
+    assert code == 2 and out == ""
+    assert err.startswith("bench: error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert sqlite3.connect(tmp_path / "r" / "bench.sqlite").execute("SELECT count(*) FROM results").fetchone() == (0,)
+
+
+def test_debug_shows_the_traceback(run_bench, data_root, tmp_path):
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="does not exist"):
+        run_bench("--debug", "run", "--backbone", tmp_path / "none.pth", "--arch", "resnet18", "--task", "imagenet_cls", "--data-root", data_root)
+
+
+def test_list_and_did_you_mean(run_bench):
+    code, out, _ = run_bench("list", "backbones", "r50_*")
+    assert code == 0 and out.splitlines()[0].startswith("r50_baseline") and len(out.splitlines()) == 6
+    code, out, _ = run_bench("list", "tasks")
+    assert code == 0 and out.startswith("imagenet_cls  ")
+    code, _, err = run_bench("list", "backbones", "r50_cutmx")
+    assert code == 2 and "did you mean r50_cutmix" in err

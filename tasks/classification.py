@@ -24,6 +24,8 @@ class TopKEvaluator(Evaluator):
         self.indices: list[np.ndarray] = []
         self.top: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
+        # after evaluate(): every rank's samples, in dataset order
+        self.index = self.top_all = self.targets_all = None
 
     def process(self, outputs: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> None:
         k = min(self.k, outputs.shape[1])
@@ -74,7 +76,7 @@ class ImageNetClassification(Task):
         model = ctx.backbone.model.to(ctx.device)
         evaluator = TopKEvaluator()
         metrics, timing = run_inference(
-            model, loader, ctx.device, Normalizer(card.preprocessing, ctx.device), evaluator, ctx.progress, desc=self.name
+            model, loader, ctx.device, Normalizer(card.preprocessing, ctx.device), evaluator, ctx.progress, desc=f"{card.name} {self.name}"
         )
         samples = [
             {"index": int(i), "image": split.images[i].name, "target": int(t), "top5": [int(c) for c in top]}

@@ -91,6 +91,16 @@ def test_read_only_results_store(tmp_path, data_root, checkpoint, existing):
     assert "pass --results DIR pointing at a writable folder" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def test_two_processes_write_one_store_at_once(tmp_path, data_root, checkpoint):
+    common = ["run", "--backbone", str(checkpoint), *BASE, "--data-root", str(data_root), "--results", str(tmp_path / "r"), "--workers", "0"]
+    procs = [subprocess.Popen([sys.executable, "-m", "bench", *common, "--seed", str(s)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2, 3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    db = sqlite3.connect(tmp_path / "r" / "bench.sqlite")
+    assert sorted(r[0] for r in db.execute("SELECT seed FROM results")) == [1, 2, 3]
+
+
 def test_locked_results_store(tmp_path, data_root, checkpoint, run_bench, monkeypatch):
     results = tmp_path / "r"
     assert run_bench("run", "--backbone", checkpoint, *BASE, "--data-root", data_root, "--results", results, "--limit", 2, "--workers", 0)[0] == 0

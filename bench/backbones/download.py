@@ -61,9 +61,12 @@ def download(url: str, dest: Path, sha256: str | None, progress: bool = True) ->
                 from tqdm import tqdm
 
                 with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                    for block in iter(lambda: response.read(CHUNK), b""):
-                        out.write(block)
-                        bar.update(len(block))
+                    try:
+                        for block in iter(lambda: response.read(CHUNK), b""):
+                            out.write(block)
+                            bar.update(len(block))
+                    except OSError as exc:  # connection reset, timeout, disk full
+                        raise BenchError(f"download of {url} broke off ({exc})", "run again; nothing was kept") from None
         if _is_folder_archive(tmp):  # shared-folder links arrive as a zip of the folder
             tmp = _extract_checkpoint(tmp, url)
         verify_sha256(tmp, sha256)

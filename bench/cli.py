@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
+    p.add_argument("--seed", type=int, default=0, help="generator and training seed (a new seed builds new data and backbones)")
     return parser
 
 
@@ -272,7 +273,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bench.demo import run_demo
 
     progress = not args.quiet and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
-    return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress)
+    return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress, seed=args.seed)
 
 
 COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "report": cmd_report, "export": cmd_export, "demo": cmd_demo}

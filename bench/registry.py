@@ -20,6 +20,7 @@ class Entry:
     name: str
     target: str  # "module:attribute"
     description: str
+    mini: dict[str, Any] | None = None  # settings for the mini benchmark (bench demo); None: no mini variant
 
     def load(self) -> Any:
         module, _, attr = self.target.partition(":")
@@ -58,13 +59,16 @@ class Registry:
         self.list_command = list_command
         self._entries: dict[str, Entry] = {}
 
-    def add(self, name: str, target: str, description: str) -> None:
+    def add(self, name: str, target: str, description: str, mini: dict[str, Any] | None = None) -> None:
         if name in self._entries:
             raise ValueError(f"duplicate {self.kind} name {name!r}")
-        self._entries[name] = Entry(name, target, description)
+        self._entries[name] = Entry(name, target, description, mini)
 
     def names(self) -> list[str]:
         return list(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries.values())
 
     def get(self, name: str) -> Entry:
         try:

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import csv
 import os
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchError
 
 VAL_DIRS = ("val", "ILSVRC/Data/CLS-LOC/val")
+TRAIN_DIRS = ("train", "ILSVRC/Data/CLS-LOC/train")
+BOX_DIRS = ("ILSVRC/Annotations/CLS-LOC/val", "val_boxes")  # Kaggle's release; ILSVRC2012_bbox_val_v3.tgz unpacked
 KAGGLE_LABELS = "LOC_val_solution.csv"
 KAGGLE_SYNSETS = "LOC_synset_mapping.txt"
 DEVKIT = "ILSVRC2012_devkit_t12/data"
@@ -166,3 +169,44 @@ def read_imagenet_val(root: Path, num_classes: int | None = None) -> ImageNetSpl
     if not split.images:
         raise BenchError(f"ImageNet val at {val} holds no images", f"expected {EXPECTED}")
     return split
+
+
+def read_imagenet_train(root: Path, num_classes: int | None = None) -> ImageNetSplit:
+    """The train split: <root>/train/<wnid>/*.JPEG (or Kaggle's ILSVRC/Data/CLS-LOC/train/)."""
+    train = next((root / d for d in TRAIN_DIRS if (root / d).is_dir()), None)
+    if train is None:
+        raise BenchError(f"no ImageNet train folder under {root}", "expected <root>/train/<wnid>/*.JPEG")
+    return _class_folders(train, root, num_classes)
+
+
+@dataclass(frozen=True)
+class Box:
+    wnid: str
+    x0: int
+    y0: int
+    x1: int
+    y1: int  # as written in the XML: 1-based, inclusive
+
+
+def read_val_boxes(root: Path) -> dict[str, list[Box]]:
+    """ILSVRC val box XMLs by image id (file name without extension); several boxes per image."""
+    folder = next((root / d for d in BOX_DIRS if (root / d).is_dir()), None)
+    if folder is None:
+        raise BenchError(f"no ImageNet val boxes under {root}", f"expected <root>/{BOX_DIRS[0]}/*.xml or <root>/{BOX_DIRS[1]}/*.xml (ILSVRC2012_bbox_val_v3.tgz)")
+    boxes: dict[str, list[Box]] = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not entry.name.endswith(".xml"):
+            continue
+        try:
+            tree = ET.parse(entry.path).getroot()
+            image_boxes = []
+            for obj in tree.iter("object"):
+                bb = obj.find("bndbox")
+                x0, y0, x1, y1 = (int(float(bb.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax"))
+                image_boxes.append(Box(obj.findtext("name").strip(), x0, y0, x1, y1))
+        except (ET.ParseError, AttributeError, TypeError, ValueError) as exc:
+            raise BenchError(f"malformed box file {entry.path} ({exc})", "re-extract the val boxes") from None
+        boxes[entry.name[:-4]] = image_boxes
+    if not boxes:
+        raise BenchError(f"no box XMLs in {folder}", "re-extract the val boxes")
+    return boxes

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 IMAGENET_LAYOUTS = ("class_folders", "kaggle", "devkit")
+VAL_XML_DIR = "ILSVRC/Annotations/CLS-LOC/val"  # where ILSVRC's val box XMLs live (Kaggle's release)
 
 
 def val_name(n: int) -> str:
@@ -70,3 +71,46 @@ def _write_devkit(root: Path, labels: Sequence[int], wnids: Sequence[str], seed:
     synsets = np.array([rows[i] for i in order], dtype=dtype)
     savemat(str(data / "meta.mat"), {"synsets": synsets})
     (data / "ILSVRC2012_validation_ground_truth.txt").write_text("".join(f"{ids[label]}\n" for label in labels))
+
+
+def write_imagenet_train(root: Path, images: Sequence[np.ndarray], labels: Sequence[int], wnids: Sequence[str]) -> Path:
+    """<root>/train/<wnid>/<wnid>_<n>.JPEG, as ILSVRC2012's train tree."""
+    counts: dict[int, int] = {}
+    for img, label in zip(images, labels):
+        folder = root / "train" / wnids[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        n = counts[label] = counts.get(label, 0) + 1
+        Image.fromarray(img).save(folder / f"{wnids[label]}_{n}.JPEG", quality=95)
+    for w in wnids:  # every class has a folder, even one without samples
+        (root / "train" / w).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def write_imagenet_val_xml(
+    root: Path,
+    sizes: Sequence[tuple[int, int]],
+    labels: Sequence[int],
+    wnids: Sequence[str],
+    boxes: Sequence[Sequence[tuple[int, int, int, int]]],
+) -> Path:
+    """ILSVRC val box XMLs (one per image, <root>/ILSVRC/Annotations/CLS-LOC/val/ILSVRC2012_val_N.xml).
+
+    boxes are 0-based inclusive pixel boxes; the XML holds them 1-based, as the ILSVRC and VOC
+    devkits do. sizes are (width, height).
+    """
+    folder = root / VAL_XML_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, ((w, h), label, img_boxes) in enumerate(zip(sizes, labels, boxes), start=1):
+        objects = "".join(
+            f"\t<object>\n\t\t<name>{wnids[label]}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
+            f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x0 + 1}</xmin>\n\t\t\t<ymin>{y0 + 1}</ymin>\n"
+            f"\t\t\t<xmax>{x1 + 1}</xmax>\n\t\t\t<ymax>{y1 + 1}</ymax>\n\t\t</bndbox>\n\t</object>\n"
+            for x0, y0, x1, y1 in img_boxes
+        )
+        (folder / f"{val_name(n)}.xml").write_text(
+            f"<annotation>\n\t<folder>val</folder>\n\t<filename>{val_name(n)}</filename>\n"
+            f"\t<source>\n\t\t<database>ILSVRC_2012</database>\n\t</source>\n"
+            f"\t<size>\n\t\t<width>{w}</width>\n\t\t<height>{h}</height>\n\t\t<depth>3</depth>\n\t</size>\n"
+            f"\t<segmented>0</segmented>\n{objects}</annotation>\n"
+        )
+    return root

@@ -1,0 +1,146 @@
+"""Building the mini benchmark's datasets and backbone zoo, cached and crash-safe.
+
+Data: one set of digit scenes per (generator version, seed, sizes), written by every dataset
+writer in DATASET_WRITERS into its real on-disk layout under one data root. A later task adds its
+dataset by adding a writer here. The folder is built under a temporary name and renamed into
+place with a completion marker, so a crash never leaves half a dataset that looks whole.
+
+Zoo: the mini ResNet trained with each recipe (two recipes at a time on separate cores, one
+thread each, so the weights do not depend on the machine's core count), saved in the official
+CutMix-PyTorch format where the cards mini_<recipe> look for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.mini.digits import GENERATOR_VERSION, Scenes, make_scenes
+from bench.mini.recipes import RECIPES
+from bench.paths import cache_dir
+
+WNIDS = [f"n{d:08d}" for d in range(10)]  # wnid-shaped folder names for the ten digit classes
+
+
+@dataclass(frozen=True)
+class MiniSpec:
+    seed: int = 0
+    train: int = 2000
+    val: int = 1000
+    epochs: int = 8
+
+    def data_key(self) -> str:
+        return f"digits-v{GENERATOR_VERSION}-seed{self.seed}-{self.train}x{self.val}"
+
+
+def write_imagenet(root: Path, train: Scenes, val: Scenes) -> None:
+    """ILSVRC2012 layout: train/<wnid>/, val/<wnid>/ and the val box XMLs."""
+    from bench.mini.layouts import write_imagenet_train, write_imagenet_val, write_imagenet_val_xml
+
+    folder = root / "imagenet"
+    write_imagenet_train(folder, train.images, train.labels, WNIDS)
+    write_imagenet_val(folder, val.images, val.labels, WNIDS, "class_folders")
+    h, w = val.images.shape[1:3]
+    write_imagenet_val_xml(folder, [(w, h)] * len(val.labels), val.labels, WNIDS, [[tuple(b)] for b in val.boxes])
+
+
+# dataset name -> writer(data root, train scenes, val scenes); later tasks add theirs
+DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes], None]] = {"imagenet": write_imagenet}
+
+
+def require_writable(folder: Path, what: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise BenchError(f"{what} {folder} is not writable ({exc.strerror})", "set BENCH_CACHE (or --workdir) to a writable folder") from None
+
+
+def ensure_data(workdir: Path, spec: MiniSpec) -> Path:
+    """The mini data root, built unless a complete copy for this key exists."""
+    root = workdir / "data" / spec.data_key()
+    if (root / ".complete").is_file():
+        return root
+    require_writable(root.parent, "mini data folder")
+    shutil.rmtree(root, ignore_errors=True)  # half-written by a crash: rebuild, never use
+    tmp = root.with_name(f"{root.name}.part-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    train, val = make_scenes("train", spec.train, spec.seed), make_scenes("val", spec.val, spec.seed)
+    for writer in DATASET_WRITERS.values():
+        writer(tmp, train, val)
+    (tmp / ".complete").write_text(spec.data_key() + "\n")
+    os.replace(tmp, root)
+    return root
+
+
+def weights_file(recipe: str) -> Path:
+    """Where the card mini_<recipe> finds its checkpoint."""
+    return cache_dir() / "weights" / f"mini_{recipe}" / "model_best.pth.tar"
+
+
+def _train_key(spec: MiniSpec, recipe: str) -> dict[str, Any]:
+    from bench.mini.train import TrainConfig
+
+    return {"data": spec.data_key(), "train": asdict(TrainConfig(recipe, epochs=spec.epochs, seed=spec.seed))}
+
+
+def _is_current(recipe: str, key: dict[str, Any]) -> bool:
+    meta = weights_file(recipe).with_suffix(".json")
+    return weights_file(recipe).is_file() and meta.is_file() and json.loads(meta.read_text()).get("key") == key
+
+
+def _train_one(data_root: str, recipe: str, key: dict[str, Any], state_dir: str, progress: bool) -> dict[str, Any]:
+    """Worker: read the train tree through the real reader, train (or resume) one recipe, save."""
+    import torch
+
+    from bench.data.images import load_rgb
+    from bench.data.imagenet import read_imagenet_train
+    from bench.mini.train import TrainConfig, save_official, train
+
+    torch.set_num_threads(1)
+    split = read_imagenet_train(Path(data_root) / "imagenet", len(WNIDS))
+    images = np.stack([np.asarray(load_rgb(p)) for p in split.images])
+    cfg = TrainConfig(**key["train"])
+    model, stats = train(images, np.asarray(split.targets), cfg, Path(state_dir) / f"{recipe}.pt", progress)
+    save_official(model, weights_file(recipe), cfg.epochs)
+    info = {"key": key, **stats}
+    weights_file(recipe).with_suffix(".json").write_text(json.dumps(info))
+    return info
+
+
+def ensure_zoo(data_root: Path, workdir: Path, spec: MiniSpec, progress: bool = True, parallel: int | None = None) -> dict[str, dict[str, Any]]:
+    """Train every recipe whose checkpoint is missing or from another key; resume interrupted ones."""
+    keys = {r: _train_key(spec, r) for r in RECIPES}
+    todo = [r for r in RECIPES if not _is_current(r, keys[r])]
+    if todo:
+        require_writable(weights_file(todo[0]).parent.parent, "weights cache")
+        digest = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+        state_dir = workdir / "train" / digest
+        require_writable(state_dir, "training state folder")
+        workers = max(1, min(parallel or os.cpu_count() or 1, 2, len(todo)))
+        if workers == 1:
+            for r in todo:
+                _train_one(str(data_root), r, keys[r], str(state_dir), progress)
+        else:
+            import multiprocessing
+
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_train_one, str(data_root), r, keys[r], str(state_dir), progress) for r in todo]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    return {r: json.loads(weights_file(r).with_suffix(".json").read_text()) for r in RECIPES}

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
     p.add_argument("--seed", type=int, default=0, help="generator and training seed (a new seed builds new data and backbones)")
+    p.add_argument("--train-scenes", type=int, default=2000, help="training scenes (default 2000)")
+    p.add_argument("--val-scenes", type=int, default=1000, help="validation scenes (default 1000)")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs per recipe (default 8)")
     return parser
 
 
@@ -273,7 +276,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bench.demo import run_demo
 
     progress = not args.quiet and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE")
-    return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress, seed=args.seed)
+    from bench.mini.build import MiniSpec
+
+    for flag in ("train_scenes", "val_scenes", "epochs"):
+        if getattr(args, flag) <= 0:
+            raise BenchError(f"--{flag.replace('_', '-')} must be positive", "fix the value")
+    spec = MiniSpec(seed=args.seed, train=args.train_scenes, val=args.val_scenes, epochs=args.epochs)
+    return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress, spec=spec)
 
 
 COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "report": cmd_report, "export": cmd_export, "demo": cmd_demo}

@@ -50,13 +50,13 @@ def comparison_table(records: list[dict[str, Any]]) -> str:
     return markdown(["Backbone"] + [f"{c} {arrow(m)}" for c, m in columns.items()], rows, right=tuple(range(1, len(columns) + 1)))
 
 
-def run_demo(workdir: Path | None, output: Path, progress: bool = True, seed: int = 0, spec: MiniSpec | None = None) -> int:
+def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: MiniSpec | None = None) -> int:
     from bench.runner import RunOptions, run_grid
     from bench.tables import run_table
     from bench.task import DataLocator
     from tasks import TASKS
 
-    spec = spec or MiniSpec(seed=seed)
+    spec = spec or MiniSpec()
     workdir = workdir or cache_dir() / "mini"
     require_writable(workdir, "demo folder")
     took: dict[str, float] = {}

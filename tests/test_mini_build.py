@@ -128,3 +128,27 @@ def test_read_only_cache_is_one_clear_error(tmp_path):
         ro.chmod(0o755)
     assert out.returncode == 2
     assert out.stderr.startswith("bench: error: demo folder") and "not writable" in out.stderr and "set BENCH_CACHE" in out.stderr
+
+
+def test_ctrl_c_during_training_then_the_next_run_resumes(tmp_path):
+    import json
+    import signal
+    import time
+
+    env = {**os.environ, "BENCH_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "bench", "demo", "--output", str(tmp_path / "rep"), "--train-scenes", "300", "--val-scenes", "40", "--epochs", "3"]
+    repo = Path(__file__).parent.parent
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    states = tmp_path / "cache" / "mini" / "train"
+    deadline = time.time() + 120
+    while not list(states.glob("*/*.pt")) and time.time() < deadline:  # an epoch is done somewhere
+        time.sleep(0.2)
+    assert proc.poll() is None, "the demo finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "bench: interrupted; nothing was stored for the unfinished cell"
+    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "weights").glob("mini_*/model_best.pth.json")]
+    assert len(metas) == 4 and all(len(m["train_loss"]) == 3 for m in metas)
+    assert max(m["resumed_from_epoch"] for m in metas) >= 1

@@ -16,8 +16,8 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -119,6 +119,51 @@ def _train_one(data_root: str, recipe: str, key: dict[str, Any], state_dir: str,
     return info
 
 
+def _worker(data_root: str, recipe: str, key: dict[str, Any], state_dir: str, progress: bool) -> None:
+    """Process entry: Ctrl-C is the parent's to handle (it terminates us; we resume next time)."""
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())  # tqdm's default lock is a semaphore that leaks when we are terminated
+    try:
+        _train_one(data_root, recipe, key, state_dir, progress)
+    except Exception as exc:  # reported by the parent as one line
+        print(f"bench: error: training mini_{recipe} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _train_in_processes(data_root: str, todo: list[str], keys: dict[str, Any], state_dir: str, progress: bool, workers: int) -> None:
+    """Train recipes in parallel processes, at most `workers` at a time; stop them all on error or Ctrl-C."""
+    import multiprocessing
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+    queue, running = list(todo), []
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                recipe = queue.pop(0)
+                proc = ctx.Process(target=_worker, args=(data_root, recipe, keys[recipe], state_dir, progress), name=f"train-{recipe}")
+                proc.start()
+                running.append((recipe, proc))
+            time.sleep(0.2)
+            for recipe, proc in list(running):
+                if proc.exitcode is None:
+                    continue
+                running.remove((recipe, proc))
+                if proc.exitcode != 0:
+                    raise BenchError(f"training mini_{recipe} failed (exit code {proc.exitcode})", "see the message above; the next run resumes")
+    except BaseException:
+        for _, proc in running:
+            proc.terminate()
+        for _, proc in running:
+            proc.join()
+        raise
+
+
 def ensure_zoo(data_root: Path, workdir: Path, spec: MiniSpec, progress: bool = True, parallel: int | None = None) -> dict[str, dict[str, Any]]:
     """Train every recipe whose checkpoint is missing or from another key; resume interrupted ones."""
     keys = {r: _train_key(spec, r) for r in RECIPES}
@@ -133,14 +178,5 @@ def ensure_zoo(data_root: Path, workdir: Path, spec: MiniSpec, progress: bool = 
             for r in todo:
                 _train_one(str(data_root), r, keys[r], str(state_dir), progress)
         else:
-            import multiprocessing
-
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(_train_one, str(data_root), r, keys[r], str(state_dir), progress) for r in todo]
-                try:
-                    for f in futures:
-                        f.result()
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            _train_in_processes(str(data_root), todo, keys, str(state_dir), progress, workers)
     return {r: json.loads(weights_file(r).with_suffix(".json").read_text()) for r in RECIPES}

@@ -75,7 +75,7 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * per_epoch)
     recipe = Recipe(cfg.recipe, num_classes, cfg.cutout_size)
     start, history = 0, []
-    if state_path.is_file():
+    if state_path.is_file():  # an interrupted run of the same config: resume after its last whole epoch
         state = torch.load(state_path, weights_only=False)  # our own file, written below
         if state["config"] != asdict(cfg):
             raise ValueError(f"{state_path} belongs to another training config")
@@ -109,7 +109,7 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch + 1)
     bar.close()
-    return model.eval(), {"epochs": cfg.epochs, "train_loss": history}
+    return model.eval(), {"epochs": cfg.epochs, "train_loss": history, "resumed_from_epoch": start}
 
 
 def save_official(model: torch.nn.Module, path: Path, epoch: int, err1: float | None = None, err5: float | None = None) -> None:

@@ -179,4 +179,7 @@ def ensure_zoo(data_root: Path, workdir: Path, spec: MiniSpec, progress: bool = 
                 _train_one(str(data_root), r, keys[r], str(state_dir), progress)
         else:
             _train_in_processes(str(data_root), todo, keys, str(state_dir), progress, workers)
-    return {r: json.loads(weights_file(r).with_suffix(".json").read_text()) for r in RECIPES}
+    infos = {r: json.loads(weights_file(r).with_suffix(".json").read_text()) for r in RECIPES}
+    for r in todo:
+        infos[r]["fresh"] = True
+    return infos

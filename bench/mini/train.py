@@ -9,6 +9,7 @@ the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -86,6 +87,7 @@ def train(
         gen.set_state(state["generator"])
         start, history = state["epoch"], state["history"]
     model.train()
+    started = time.perf_counter()
     bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, desc=f"train mini_{cfg.recipe}", unit="step", disable=not progress, leave=False)
     for epoch in range(start, cfg.epochs):
         order = torch.randperm(len(x), generator=gen)
@@ -109,7 +111,8 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch + 1)
     bar.close()
-    return model.eval(), {"epochs": cfg.epochs, "train_loss": history, "resumed_from_epoch": start}
+    seconds = round(time.perf_counter() - started, 1)
+    return model.eval(), {"epochs": cfg.epochs, "train_loss": history, "resumed_from_epoch": start, "seconds": seconds}
 
 
 def save_official(model: torch.nn.Module, path: Path, epoch: int, err1: float | None = None, err5: float | None = None) -> None:

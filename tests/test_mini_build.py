@@ -60,8 +60,11 @@ def test_new_seed_is_a_new_key_and_half_written_data_is_rebuilt(tmp_path):
     victim = next((a / "imagenet" / "val").iterdir())
     for f in victim.iterdir():
         f.unlink()
+    crashed = a.with_name(a.name + ".part-999999999")  # a build whose process is gone
+    (crashed / "imagenet").mkdir(parents=True)
     assert ensure_data(tmp_path, SMALL) == a
     assert len(read_imagenet_val(a / "imagenet", 10).images) == SMALL.val
+    assert not crashed.exists()
 
 
 def test_training_resumes_to_the_same_weights(tmp_path):

@@ -73,6 +73,9 @@ def ensure_data(workdir: Path, spec: MiniSpec) -> Path:
     if (root / ".complete").is_file():
         return root
     require_writable(root.parent, "mini data folder")
+    for stale in root.parent.glob(f"{root.name}.part-*"):  # left by crashed builds
+        if not _alive(int(stale.name.rsplit("-", 1)[1])):
+            shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)  # half-written by a crash: rebuild, never use
     tmp = root.with_name(f"{root.name}.part-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -80,8 +83,23 @@ def ensure_data(workdir: Path, spec: MiniSpec) -> Path:
     for writer in DATASET_WRITERS.values():
         writer(tmp, train, val)
     (tmp / ".complete").write_text(spec.data_key() + "\n")
-    os.replace(tmp, root)
+    try:
+        os.replace(tmp, root)
+    except OSError:  # another process finished the same build first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / ".complete").is_file():
+            raise
     return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def weights_file(recipe: str) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +80,3 @@ def run_bench(capsys):
 
     return call
 
-
-REPO = Path(__file__).resolve().parent.parent
-PYTHON = os.environ.get("BENCH_TEST_PYTHON") or str(Path(os.sys.executable))

@@ -1,0 +1,157 @@
+"""Weakly supervised localization metrics, by wsolevaluation's definitions (Choe et al., CVPR 2020).
+
+Conventions (all from wsolevaluation's evaluation.py / inference.py, see ../shared/reference):
+- a score map is min-max normalised per image; a map with a NaN or a constant map becomes all zeros;
+- it is quantised to uint8 by truncation, `(map * 255).astype(uint8)`;
+- at CAM threshold t the foreground is `pixels > int(t * max(uint8 map))` (cv2 THRESH_BINARY);
+- contours are cv2.findContours(RETR_TREE, CHAIN_APPROX_SIMPLE); no contour gives the box [0, 0, 0, 0];
+- MaxBoxAcc (V1): the largest contour (cv2.contourArea) only, IoU >= 0.5;
+  MaxBoxAccV2: every contour, the best IoU over boxes x GT boxes, IoU in {0.3, 0.5, 0.7};
+- a box is (x, y, x + w, y + h) of cv2.boundingRect, with x1, y1 capped at width - 1, height - 1;
+- IoU uses inclusive pixel coordinates (+1 on widths and heights); degenerate unions give 0;
+- for each IoU threshold, one CAM threshold is chosen for the whole dataset (the best one).
+
+Speed: a uint8 map has at most 256 distinct foregrounds, so each distinct foreground is traced
+once, however fine the threshold grid (wsolevaluation traces one per threshold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def normalize_scoremap(cam: np.ndarray) -> np.ndarray:
+    """Per-image min-max to [0, 1]; NaN or constant maps give zeros (wsolevaluation's convention)."""
+    cam = np.array(cam, dtype=np.float64 if cam.dtype == np.float64 else np.float32, copy=True)
+    if np.isnan(cam).any() or cam.min() == cam.max():
+        return np.zeros_like(cam)
+    cam -= cam.min()
+    cam /= cam.max()
+    return cam
+
+
+def check_scoremap(scoremap: np.ndarray, name: str = "score map") -> None:
+    """A valid map is a 2-D float array in [0, 1] without NaN."""
+    if not isinstance(scoremap, np.ndarray) or scoremap.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {getattr(scoremap, 'shape', None)}")
+    if scoremap.dtype.kind != "f":
+        raise ValueError(f"{name} must be float, got {scoremap.dtype}")
+    if np.isnan(scoremap).any():
+        raise ValueError(f"{name} contains NaN")
+    if scoremap.size and (scoremap.min() < 0 or scoremap.max() > 1):
+        raise ValueError(f"{name} has values outside [0, 1]")
+
+
+def cam_thresholds(interval: float) -> np.ndarray:
+    """wsolevaluation's grid, np.arange(0, 1, interval)."""
+    if not 0 < interval < 1:
+        raise ValueError(f"the CAM threshold interval must be in (0, 1), got {interval}")
+    return np.arange(0, 1, interval)
+
+
+def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of x0y0x1y1 boxes with inclusive pixel coordinates; degenerate unions give 0."""
+    a = np.asarray(boxes_a, dtype=np.int64).reshape(-1, 4)[:, None, :]
+    b = np.asarray(boxes_b, dtype=np.int64).reshape(-1, 4)[None, :, :]
+    iw = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
+    ih = np.maximum(0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def resize_box(box: tuple[int, int, int, int], image_size: tuple[int, int], size: tuple[int, int] = (224, 224)) -> tuple[int, int, int, int]:
+    """A GT box from the image's (width, height) frame to the resized frame, truncated (wsolevaluation)."""
+    (w, h), (nw, nh) = image_size, size
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return int(x0 * nw / w), int(y0 * nh / h), int(x1 * nw / w), int(y1 * nh / h)
+
+
+def _contour_boxes(image: np.ndarray, level: int, row_max: np.ndarray, col_max: np.ndarray, multi_contour: bool) -> np.ndarray:
+    """Boxes of the foreground `image > level`, traced on its bounding region only.
+
+    The region keeps a one-pixel margin of background (or the image border), so the contours,
+    their order and their areas are those of the whole image, shifted.
+    """
+    import cv2
+
+    height, width = image.shape
+    rows = np.flatnonzero(row_max > level)
+    if len(rows) == 0:
+        return np.zeros((1, 4), np.int64)  # no contour: wsolevaluation's [0, 0, 0, 0]
+    cols = np.flatnonzero(col_max > level)
+    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
+    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
+    mask = (image[y0:y1, x0:x1] > level).astype(np.uint8)
+    contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+    if not multi_contour:
+        contours = [max(contours, key=cv2.contourArea)]
+    rects = np.array([cv2.boundingRect(c) for c in contours], dtype=np.int64)
+    bx, by = rects[:, 0] + x0, rects[:, 1] + y0
+    return np.stack([bx, by, np.minimum(bx + rects[:, 2], width - 1), np.minimum(by + rects[:, 3], height - 1)], axis=1)
+
+
+def best_iou_per_threshold(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, multi_contour: bool) -> np.ndarray:
+    """For each CAM threshold, the best IoU between the map's boxes and any GT box."""
+    image = (scoremap * 255).astype(np.uint8)
+    levels = (np.asarray(thresholds) * image.max()).astype(np.int64)  # int() of positive values truncates
+    values = np.unique(image)
+    # foreground = pixels > level; all levels between two consecutive pixel values give the same mask
+    groups, inverse = np.unique(np.searchsorted(values, levels, side="right"), return_inverse=True)
+    row_max, col_max = image.max(axis=1), image.max(axis=0)
+    boxes = [_contour_boxes(image, int(values[g - 1]) if g > 0 else -1, row_max, col_max, multi_contour) for g in groups]
+    starts = np.cumsum([0] + [len(b) for b in boxes[:-1]])
+    best_per_box = iou_matrix(np.concatenate(boxes), gt_boxes).max(axis=1)
+    return np.maximum.reduceat(best_per_box, starts)[inverse]
+
+
+@dataclass
+class BoxAccuracy:
+    """Accumulates per-threshold correctness; MaxBoxAcc per IoU threshold, each with its own best CAM threshold."""
+
+    thresholds: np.ndarray
+    iou_thresholds: tuple[int, ...] = (30, 50, 70)
+    multi_contour: bool = True
+    count: int = 0
+    correct: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.correct = {t: np.zeros(len(self.thresholds), np.int64) for t in self.iou_thresholds}
+
+    def add(self, scoremap: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
+        best = best_iou_per_threshold(scoremap, gt_boxes, self.thresholds, self.multi_contour)
+        for t in self.iou_thresholds:
+            self.correct[t] += best >= t / 100
+        self.count += 1
+        return best
+
+    def result(self) -> dict[str, float]:
+        if self.count == 0:
+            raise ValueError("no score maps were scored")
+        out: dict[str, float] = {}
+        for t in self.iou_thresholds:
+            acc = self.correct[t] * 100.0 / self.count
+            out[f"maxboxacc@{t}"] = float(acc.max())
+            out[f"best_cam_threshold@{t}"] = float(self.thresholds[int(acc.argmax())])
+        out["maxboxacc_mean"] = float(np.mean([out[f"maxboxacc@{t}"] for t in self.iou_thresholds]))
+        return out
+
+
+def max_box_acc(scoremaps: list[np.ndarray], gt_boxes: list[np.ndarray], interval: float = 0.001) -> float:
+    """MaxBoxAcc (V1): largest contour, IoU 0.5."""
+    acc = BoxAccuracy(cam_thresholds(interval), (50,), multi_contour=False)
+    for s, g in zip(scoremaps, gt_boxes):
+        acc.add(s, g)
+    return acc.result()["maxboxacc@50"]
+
+
+def max_box_acc_v2(scoremaps: list[np.ndarray], gt_boxes: list[np.ndarray], interval: float = 0.001) -> float:
+    """MaxBoxAccV2: all contours, mean over IoU 0.3 / 0.5 / 0.7."""
+    acc = BoxAccuracy(cam_thresholds(interval), (30, 50, 70), multi_contour=True)
+    for s, g in zip(scoremaps, gt_boxes):
+        acc.add(s, g)
+    return acc.result()["maxboxacc_mean"]

@@ -155,3 +155,15 @@ def test_ctrl_c_during_training_then_the_next_run_resumes(tmp_path):
     metas = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "weights").glob("mini_*/model_best.pth.json")]
     assert len(metas) == 4 and all(len(m["train_loss"]) == 3 for m in metas)
     assert max(m["resumed_from_epoch"] for m in metas) >= 1
+
+
+def test_cub_layout_reads_back(tmp_path):
+    from bench.data.cub import read_cub
+
+    root = ensure_data(tmp_path, SMALL) / "CUB_200_2011"
+    train_s, val_s = make_scenes("train", SMALL.train, SMALL.seed), make_scenes("val", SMALL.val, SMALL.seed)
+    test = read_cub(root, "test")
+    assert len(test.images) == SMALL.val and test.classes[3] == "004.Digit_3"
+    assert test.targets == list(val_s.labels)
+    assert test.boxes == [tuple(float(v) for v in b) for b in val_s.boxes]  # x1 = x + width: the inclusive x1
+    assert len(read_cub(root, "train").images) == SMALL.train

@@ -39,8 +39,13 @@ class MiniSpec:
     val: int = 1000
     epochs: int = 8
 
-    def data_key(self) -> str:
+    def scenes_key(self) -> str:
+        """What the scenes depend on (and so the backbones trained on them)."""
         return f"digits-v{GENERATOR_VERSION}-seed{self.seed}-{self.train}x{self.val}"
+
+    def data_key(self) -> str:
+        """The data folder also depends on which layouts are written."""
+        return f"{self.scenes_key()}-{'+'.join(sorted(DATASET_WRITERS))}"
 
 
 def write_imagenet(root: Path, train: Scenes, val: Scenes) -> None:
@@ -54,8 +59,18 @@ def write_imagenet(root: Path, train: Scenes, val: Scenes) -> None:
     write_imagenet_val_xml(folder, [(w, h)] * len(val.labels), val.labels, WNIDS, [[tuple(b)] for b in val.boxes])
 
 
+def write_cub(root: Path, train: Scenes, val: Scenes) -> None:
+    """CUB_200_2011 layout: the same scenes, train split flagged 1 and val scenes as the test split."""
+    from bench.mini.layouts import write_cub as write
+
+    images = np.concatenate([train.images, val.images])
+    labels = np.concatenate([train.labels, val.labels])
+    boxes = [tuple(b) for b in np.concatenate([train.boxes, val.boxes])]
+    write(root / "CUB_200_2011", images, labels, boxes, [True] * len(train.labels) + [False] * len(val.labels), [f"Digit_{d}" for d in range(10)])
+
+
 # dataset name -> writer(data root, train scenes, val scenes); later tasks add theirs
-DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes], None]] = {"imagenet": write_imagenet}
+DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes], None]] = {"imagenet": write_imagenet, "cub": write_cub}
 
 
 def require_writable(folder: Path, what: str) -> None:
@@ -110,7 +125,7 @@ def weights_file(recipe: str) -> Path:
 def _train_key(spec: MiniSpec, recipe: str) -> dict[str, Any]:
     from bench.mini.train import TrainConfig
 
-    return {"data": spec.data_key(), "train": asdict(TrainConfig(recipe, epochs=spec.epochs, seed=spec.seed))}
+    return {"scenes": spec.scenes_key(), "train": asdict(TrainConfig(recipe, epochs=spec.epochs, seed=spec.seed))}
 
 
 def _is_current(recipe: str, key: dict[str, Any]) -> bool:

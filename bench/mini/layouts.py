@@ -114,3 +114,32 @@ def write_imagenet_val_xml(
             f"\t<segmented>0</segmented>\n{objects}</annotation>\n"
         )
     return root
+
+
+def write_cub(
+    root: Path,
+    images: Sequence[np.ndarray],
+    labels: Sequence[int],
+    boxes: Sequence[tuple[int, int, int, int]],
+    is_train: Sequence[bool],
+    class_names: Sequence[str],
+) -> Path:
+    """CUB_200_2011's layout under root (the dataset's folder). boxes are 0-based inclusive
+    (x0, y0, x1, y1), written as "x y width height" with width = x1 - x0, the reading
+    wsolevaluation gives them (x1 = x + width)."""
+    folders = [f"{i + 1:03d}.{name}" for i, name in enumerate(class_names)]
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    lines = {"images.txt": [], "image_class_labels.txt": [], "train_test_split.txt": [], "bounding_boxes.txt": []}
+    for n, (img, label, box, train) in enumerate(zip(images, labels, boxes, is_train), start=1):
+        rel = f"{folders[label]}/{class_names[label]}_{n:05d}.jpg"
+        (root / "images" / folders[label]).mkdir(exist_ok=True)
+        Image.fromarray(img).save(root / "images" / rel, quality=95)
+        x0, y0, x1, y1 = box
+        lines["images.txt"].append(f"{n} {rel}")
+        lines["image_class_labels.txt"].append(f"{n} {label + 1}")
+        lines["train_test_split.txt"].append(f"{n} {int(bool(train))}")
+        lines["bounding_boxes.txt"].append(f"{n} {float(x0)} {float(y0)} {float(x1 - x0)} {float(y1 - y0)}")
+    for name, rows in lines.items():
+        (root / name).write_text("\n".join(rows) + "\n")
+    (root / "classes.txt").write_text("".join(f"{i + 1} {f}\n" for i, f in enumerate(folders)))
+    return root

@@ -94,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json"], default="json")
     p.add_argument("--output", help="file to write (default: standard output)")
 
+    p = sub.add_parser("score", help="score predictions made anywhere (prints JSON)", description="Score predictions saved in the field's standard formats, with the functions bench's tasks use.")
+    score = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    q = score.add_parser("wsol", help="MaxBoxAcc / MaxBoxAccV2 of saved score maps (wsolevaluation's format)", description="Score <image_id>.npy score maps against wsolevaluation metadata (image_ids, class_labels, image_sizes, localization).")
+    q.add_argument("--scoremaps", required=True, help="folder of <image_id>.npy maps, 2-D floats in [0, 1]")
+    q.add_argument("--metadata", required=True, help="wsolevaluation metadata folder of the split")
+    q.add_argument("--interval", type=float, default=0.001, help="CAM threshold interval (default 0.001, wsolevaluation's evaluate_wsol default)")
+    q.add_argument("--iou", default="30,50,70", help="IoU thresholds in percent (default 30,50,70: MaxBoxAccV2)")
+    q.add_argument("--largest-contour", action="store_true", help="use only the largest contour (MaxBoxAcc V1: with --iou 50)")
+
     p = sub.add_parser("demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
@@ -285,7 +294,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress, spec=spec)
 
 
-COMMANDS = {"list": cmd_list, "validate": cmd_validate, "run": cmd_run, "report": cmd_report, "export": cmd_export, "demo": cmd_demo}
+def cmd_score(args: argparse.Namespace) -> int:
+    from bench.score import score_wsol
+
+    try:
+        ious = tuple(int(v) for v in args.iou.split(","))
+    except ValueError:
+        raise BenchError(f"--iou expects comma-separated integers, got '{args.iou}'", "e.g. --iou 30,50,70") from None
+    if not all(0 < v <= 100 for v in ious):
+        raise BenchError(f"--iou values must be percentages in (0, 100], got '{args.iou}'", "e.g. --iou 30,50,70")
+    result = score_wsol(Path(args.scoremaps), Path(args.metadata), args.interval, ious, multi_contour=not args.largest_contour)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+COMMANDS = {"score": cmd_score, "list": cmd_list, "validate": cmd_validate, "run": cmd_run, "report": cmd_report, "export": cmd_export, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@ same functions the tasks use."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,7 @@ def score_wsol(scoremaps: Path, metadata: Path, interval: float = 0.01, ious: tu
     missing = [i for i in meta.image_ids if not (scoremaps / f"{i}.npy").is_file()]
     if missing:
         raise BenchError(f"{len(missing)} of {len(meta.image_ids)} score maps are missing from {scoremaps} (e.g. {missing[0]}.npy)", "save one <image_id>.npy per image listed in image_ids.txt")
-    acc = BoxAccuracy(thresholds, tuple(ious), multi_contour)
-    for image_id in meta.image_ids:
+    def load(image_id: str) -> tuple[np.ndarray, np.ndarray]:
         path = scoremaps / f"{image_id}.npy"
         try:
             scoremap = np.load(path, allow_pickle=False)
@@ -40,8 +40,12 @@ def score_wsol(scoremaps: Path, metadata: Path, interval: float = 0.01, ious: tu
         except (ValueError, OSError) as exc:
             raise BenchError(f"bad score map: {exc}", "save 2-D float maps in [0, 1] without NaN (min-max normalised)") from None
         h, w = scoremap.shape
-        gt = np.array([resize_box(b, meta.sizes[image_id], (w, h)) for b in meta.boxes[image_id]])
-        acc.add(scoremap, gt)
+        return scoremap, np.array([resize_box(b, meta.sizes[image_id], (w, h)) for b in meta.boxes[image_id]])
+
+    acc = BoxAccuracy(thresholds, tuple(ious), multi_contour)
+    for start in range(0, len(meta.image_ids), 256):  # a chunk at a time keeps memory flat
+        maps, gts = zip(*(load(i) for i in meta.image_ids[start:start + 256]))
+        acc.add_many(maps, gts, threads=os.cpu_count() or 1)
     result = acc.result()
     key = "maxboxacc_v2" if multi_contour and tuple(ious) == (30, 50, 70) else ("maxboxacc" if not multi_contour and tuple(ious) == (50,) else "maxboxacc_mean")
     return {

@@ -124,3 +124,11 @@ def test_v1_and_v2_wrappers():
     assert max_box_acc_v2(maps, gts, 0.01) == np.mean([naive2[t].max() * 100.0 / 12 for t in (30, 50, 70)])
     with pytest.raises(ValueError):
         cam_thresholds(0)
+
+
+def test_threads_give_the_same_counts():
+    maps, gts = varied_maps(np.random.default_rng(3), n=18)
+    serial, threaded = BoxAccuracy(cam_thresholds(0.01)), BoxAccuracy(cam_thresholds(0.01))
+    serial.add_many(maps, gts, threads=1)
+    threaded.add_many(maps, gts, threads=3)
+    assert all(np.array_equal(serial.correct[t], threaded.correct[t]) for t in (30, 50, 70)) and threaded.count == 18

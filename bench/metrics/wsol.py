@@ -18,6 +18,7 @@ once, however fine the threshold grid (wsolevaluation traces one per threshold).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 
@@ -71,41 +72,57 @@ def resize_box(box: tuple[int, int, int, int], image_size: tuple[int, int], size
     return int(x0 * nw / w), int(y0 * nh / h), int(x1 * nw / w), int(y1 * nh / h)
 
 
-def _contour_boxes(image: np.ndarray, level: int, row_max: np.ndarray, col_max: np.ndarray, multi_contour: bool) -> np.ndarray:
-    """Boxes of the foreground `image > level`, traced on its bounding region only.
-
-    The region keeps a one-pixel margin of background (or the image border), so the contours,
-    their order and their areas are those of the whole image, shifted.
-    """
-    import cv2
-
-    height, width = image.shape
-    rows = np.flatnonzero(row_max > level)
-    if len(rows) == 0:
-        return np.zeros((1, 4), np.int64)  # no contour: wsolevaluation's [0, 0, 0, 0]
-    cols = np.flatnonzero(col_max > level)
-    y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, height)
-    x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, width)
-    mask = (image[y0:y1, x0:x1] > level).astype(np.uint8)
-    contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-    if not multi_contour:
-        contours = [max(contours, key=cv2.contourArea)]
-    rects = np.array([cv2.boundingRect(c) for c in contours], dtype=np.int64)
-    bx, by = rects[:, 0] + x0, rects[:, 1] + y0
-    return np.stack([bx, by, np.minimum(bx + rects[:, 2], width - 1), np.minimum(by + rects[:, 3], height - 1)], axis=1)
+def _first_last(maxima: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each level, the first and last index whose maximum exceeds it (vectorised over levels)."""
+    above = maxima[:, None] > levels[None, :]
+    first = above.argmax(axis=0)
+    last = len(maxima) - 1 - above[::-1].argmax(axis=0)
+    return first, last
 
 
 def best_iou_per_threshold(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, multi_contour: bool) -> np.ndarray:
-    """For each CAM threshold, the best IoU between the map's boxes and any GT box."""
+    """For each CAM threshold, the best IoU between the map's boxes and any GT box.
+
+    Each distinct foreground (`image > level`) is traced once, on its bounding region plus a
+    one-pixel margin of background (or the image border): the contours, their order and areas
+    are those of the whole image, shifted.
+    """
+    import cv2
+
     image = (scoremap * 255).astype(np.uint8)
+    height, width = image.shape
     levels = (np.asarray(thresholds) * image.max()).astype(np.int64)  # int() of positive values truncates
     values = np.unique(image)
     # foreground = pixels > level; all levels between two consecutive pixel values give the same mask
     groups, inverse = np.unique(np.searchsorted(values, levels, side="right"), return_inverse=True)
-    row_max, col_max = image.max(axis=1), image.max(axis=0)
-    boxes = [_contour_boxes(image, int(values[g - 1]) if g > 0 else -1, row_max, col_max, multi_contour) for g in groups]
-    starts = np.cumsum([0] + [len(b) for b in boxes[:-1]])
-    best_per_box = iou_matrix(np.concatenate(boxes), gt_boxes).max(axis=1)
+    group_levels = np.where(groups > 0, values[np.maximum(groups - 1, 0)].astype(np.int64), -1)
+    y_first, y_last = _first_last(image.max(axis=1), group_levels)
+    x_first, x_last = _first_last(image.max(axis=0), group_levels)
+    boxes, counts = [], []
+    for level, y0, y1, x0, x1 in zip(group_levels.tolist(), y_first.tolist(), y_last.tolist(), x_first.tolist(), x_last.tolist()):
+        if level >= 255 or level >= int(values[-1]):  # empty foreground: wsolevaluation's [0, 0, 0, 0]
+            boxes.append(np.zeros((1, 4), np.int64))
+            counts.append(1)
+            continue
+        y0, x0 = max(y0 - 1, 0), max(x0 - 1, 0)
+        y1, x1 = min(y1 + 2, height), min(x1 + 2, width)
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        _, mask = cv2.threshold(crop, level, 255, cv2.THRESH_BINARY) if level >= 0 else (None, np.full_like(crop, 255))
+        contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+        if not multi_contour:
+            contours = [max(contours, key=cv2.contourArea)]
+        rects = np.array([cv2.boundingRect(c) for c in contours], dtype=np.int64)
+        rects[:, 0] += x0
+        rects[:, 1] += y0
+        boxes.append(rects)
+        counts.append(len(rects))
+    rects = np.concatenate(boxes)
+    # (x, y, w, h) -> (x, y, x + w, y + h) capped at the last pixel; the no-contour rows stay [0, 0, 0, 0]
+    x1s = np.minimum(rects[:, 0] + rects[:, 2], width - 1)
+    y1s = np.minimum(rects[:, 1] + rects[:, 3], height - 1)
+    all_boxes = np.stack([rects[:, 0], rects[:, 1], x1s, y1s], axis=1)
+    starts = np.cumsum([0] + counts[:-1])
+    best_per_box = iou_matrix(all_boxes, gt_boxes).max(axis=1)
     return np.maximum.reduceat(best_per_box, starts)[inverse]
 
 
@@ -128,6 +145,20 @@ class BoxAccuracy:
             self.correct[t] += best >= t / 100
         self.count += 1
         return best
+
+    def add_many(self, scoremaps: Iterable[np.ndarray], gt_boxes: Iterable[np.ndarray], threads: int = 1) -> None:
+        """add() over many maps; OpenCV releases the GIL while tracing, so threads run in parallel."""
+        if threads <= 1:
+            for s, g in zip(scoremaps, gt_boxes):
+                self.add(s, g)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            for best in pool.map(lambda sg: best_iou_per_threshold(sg[0], sg[1], self.thresholds, self.multi_contour), zip(scoremaps, gt_boxes)):
+                for t in self.iou_thresholds:
+                    self.correct[t] += best >= t / 100
+                self.count += 1
 
     def result(self) -> dict[str, float]:
         if self.count == 0:

@@ -166,4 +166,4 @@ def test_cub_layout_reads_back(tmp_path):
     assert len(test.images) == SMALL.val and test.classes[3] == "004.Digit_3"
     assert test.targets == list(val_s.labels)
     assert test.boxes == [tuple(float(v) for v in b) for b in val_s.boxes]  # x1 = x + width: the inclusive x1
-    assert len(read_cub(root, "train").images) == SMALL.train
+    assert read_cub(root, "train").targets == list(train_s.labels)

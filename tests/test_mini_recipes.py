@@ -3,7 +3,6 @@ train.py; Mixup; Cutout), with torchvision's v2.CutMix / v2.MixUp where they mat
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -26,7 +25,6 @@ def paper_rand_bbox(W: int, H: int, lam: float, cx: int, cy: int) -> tuple[int, 
 def test_cutmix_box_and_lambda_are_the_papers(seed):
     H = W = 64
     x = torch.randn(6, 3, H, W)
-    y = torch.arange(6)
     cutmix = v2.CutMix(alpha=1.0, num_classes=10)
     torch.manual_seed(seed)
     params = cutmix.make_params([x])

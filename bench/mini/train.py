@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.cards import IMAGENET_MEAN, IMAGENET_STD
+from bench.cards import Preprocessing
+from bench.data.images import Normalizer
 from bench.mini.model import mini_resnet
 from bench.mini.recipes import Recipe
 
@@ -36,8 +37,7 @@ class TrainConfig:
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> normalised float (N, 3, H, W), as the card's eval pipeline does."""
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
-    return x.sub_(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)).div_(torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+    return Normalizer(Preprocessing(), "cpu")(torch.from_numpy(images).permute(0, 3, 1, 2))
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:

@@ -132,7 +132,7 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
     ctx = RunContext(
         backbone=backbone, config=config, data=opts.data, device=device, batch_size=opts.batch_size,
         workers=opts.workers, limit=opts.limit, seed=opts.seed, progress=opts.progress and rank == 0,
-        artifact_dir=artifact_dir, rank=rank, world_size=world_size,
+        artifact_dir=artifact_dir, rank=rank, world_size=world_size, task=task.name, weights_sha256=sha,
     )
     result = task.run(ctx)
     finished = time.perf_counter()

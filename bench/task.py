@@ -59,6 +59,19 @@ class RunContext:
     artifact_dir: Path  # cached training stages for this (checkpoint, task, version, config, seed)
     rank: int = 0
     world_size: int = 1
+    task: str = ""
+    weights_sha256: str = ""
+
+    def stage_dir(self, stage: str, settings: dict[str, Any]) -> Path:
+        """A cached training stage's folder, keyed by the weights, the seed and the settings that
+        change what it trains (not the evaluation settings, so changing those reuses the stage)."""
+        import hashlib
+        import json
+
+        from bench.paths import cache_dir
+
+        blob = json.dumps({"sha256": self.weights_sha256, "seed": self.seed, **settings}, sort_keys=True, default=str)
+        return cache_dir() / "artifacts" / self.task / stage / hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class Task:

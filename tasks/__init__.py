@@ -13,3 +13,15 @@ TASKS.add(
     "ImageNet-1k val top-1/top-5 error with the card's eval preprocessing (paper Tables 3-4)",
     mini={},  # the mini benchmark's ImageNet-layout digits, same protocol
 )
+TASKS.add(
+    "cub_loc",
+    "tasks.localization:CubLocalization",
+    "CUB-200-2011 WSOL with CAM: top-1/GT-known Loc (paper Table 9) and MaxBoxAcc/V2 (wsolevaluation)",
+    mini={"epochs": 2, "batch_size": 32, "step": 1, "resize": 73, "crop": 64, "wsoleval_size": 64, "interval": 0.01},
+)
+TASKS.add(
+    "imagenet_loc",
+    "tasks.localization:ImageNetLocalization",
+    "ImageNet WSOL with CAM: top-1/GT-known Loc (paper Table 9) and MaxBoxAcc/V2 (wsolevaluation)",
+    mini={"epochs": 1, "batch_size": 64, "step": 1, "resize": 73, "crop": 64, "wsoleval_size": 64, "interval": 0.01},
+)

@@ -132,3 +132,25 @@ def test_threads_give_the_same_counts():
     serial.add_many(maps, gts, threads=1)
     threaded.add_many(maps, gts, threads=3)
     assert all(np.array_equal(serial.correct[t], threaded.correct[t]) for t in (30, 50, 70)) and threaded.count == 18
+
+
+def test_every_level_of_coarse_mazes_matches_cv2():
+    """Maps of few values (islands in holes in islands, plateaus, one-pixel gaps, the border):
+    the union-find boxes of every level against cv2's contours of that level, box for box."""
+    from bench.metrics.level_sets import best_iou_by_level
+
+    rng = np.random.default_rng(11)
+    for i in range(60):
+        h, w = rng.integers(3, 40, 2)
+        image = (rng.integers(0, 4 + i % 5, (h, w)) * (255 // (3 + i % 5))).astype(np.uint8)
+        if i % 4 == 0:
+            image = cv2.resize(image, (w * 3, h * 3), interpolation=cv2.INTER_NEAREST)  # blocky: thick rings
+        gt = np.array([[rng.integers(0, image.shape[1]), rng.integers(0, image.shape[0]), image.shape[1] - 1, image.shape[0] - 1], [0, 0, 2, 2]])
+        table = best_iou_by_level(image, gt)
+        for level in range(256):
+            _, binary = cv2.threshold(image, level, 255, cv2.THRESH_BINARY)
+            contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+            boxes = [[0, 0, 0, 0]]
+            if contours:
+                boxes = [[x, y, min(x + cw, image.shape[1] - 1), min(y + ch, image.shape[0] - 1)] for x, y, cw, ch in map(cv2.boundingRect, contours)]
+            assert table[level] == max(naive_iou(b, g) for b in boxes for g in gt), (i, level)

@@ -210,3 +210,39 @@ def read_val_boxes(root: Path) -> dict[str, list[Box]]:
     if not boxes:
         raise BenchError(f"no box XMLs in {folder}", "re-extract the val boxes")
     return boxes
+
+
+def _kaggle_boxes(path: Path) -> dict[str, list[tuple[int, int, int, int]]]:
+    """LOC_val_solution.csv: PredictionString is 'wnid x0 y0 x1 y1' repeated, one group per box."""
+    boxes: dict[str, list[tuple[int, int, int, int]]] = {}
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for lineno, row in enumerate(reader, start=2):
+            if len(row) < 2:
+                continue
+            parts = row[1].split()
+            if not parts or len(parts) % 5:
+                raise BenchError(f"{path} line {lineno} has a PredictionString that is not 'wnid x0 y0 x1 y1' groups", "use the file from the Kaggle ImageNet localization challenge")
+            try:
+                boxes[row[0].strip()] = [tuple(int(float(v)) for v in parts[i + 1:i + 5]) for i in range(0, len(parts), 5)]  # type: ignore[misc]
+            except ValueError:
+                raise BenchError(f"{path} line {lineno} has a non-numeric box coordinate", "use the file from the Kaggle ImageNet localization challenge") from None
+    return boxes
+
+
+def read_val_box_table(root: Path) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Val boxes (x0, y0, x1, y1) by image id, from the box XMLs or, without them, LOC_val_solution.csv.
+    Boxes with x1 < x0 or y1 < y0 are refused with the file that holds them."""
+    if any((root / d).is_dir() for d in BOX_DIRS):
+        table = {k: [(b.x0, b.y0, b.x1, b.y1) for b in v] for k, v in read_val_boxes(root).items()}
+        source = next(str(root / d) for d in BOX_DIRS if (root / d).is_dir())
+    elif (root / KAGGLE_LABELS).is_file():
+        table, source = _kaggle_boxes(root / KAGGLE_LABELS), str(root / KAGGLE_LABELS)
+    else:
+        raise BenchError(f"no ImageNet val boxes under {root}", f"expected <root>/{BOX_DIRS[0]}/*.xml, <root>/{BOX_DIRS[1]}/*.xml or <root>/{KAGGLE_LABELS}")
+    for image_id, boxes in table.items():
+        for x0, y0, x1, y1 in boxes:
+            if x1 < x0 or y1 < y0:
+                raise BenchError(f"{source}: image {image_id} has a box with x1 < x0 or y1 < y0 ({x0}, {y0}, {x1}, {y1})", "fix or remove that box")
+    return table

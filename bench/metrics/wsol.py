@@ -11,8 +11,10 @@ Conventions (all from wsolevaluation's evaluation.py / inference.py, see ../shar
 - IoU uses inclusive pixel coordinates (+1 on widths and heights); degenerate unions give 0;
 - for each IoU threshold, one CAM threshold is chosen for the whole dataset (the best one).
 
-Speed: a uint8 map has at most 256 distinct foregrounds, so each distinct foreground is traced
-once, however fine the threshold grid (wsolevaluation traces one per threshold).
+Speed: a uint8 map has at most 256 distinct foregrounds. With all contours (V2), their boxes
+follow from the connected components of every level, found in one union-find pass
+(`level_sets`); with the largest contour (V1), each distinct foreground is traced once, however
+fine the threshold grid (wsolevaluation traces one per threshold).
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ def best_iou_per_threshold(scoremap: np.ndarray, gt_boxes: np.ndarray, threshold
     image = (scoremap * 255).astype(np.uint8)
     height, width = image.shape
     levels = (np.asarray(thresholds) * image.max()).astype(np.int64)  # int() of positive values truncates
+    if multi_contour:  # all contours: their boxes follow from the connected components of every level at once
+        from bench.metrics.level_sets import best_iou_by_level
+
+        return best_iou_by_level(image, gt_boxes)[levels]
     values = np.unique(image)
     # foreground = pixels > level; all levels between two consecutive pixel values give the same mask
     groups, inverse = np.unique(np.searchsorted(values, levels, side="right"), return_inverse=True)
@@ -186,3 +192,48 @@ def max_box_acc_v2(scoremaps: list[np.ndarray], gt_boxes: list[np.ndarray], inte
     for s, g in zip(scoremaps, gt_boxes):
         acc.add(s, g)
     return acc.result()["maxboxacc_mean"]
+
+
+# --- The CutMix paper's protocol (CAM paper style): one fixed threshold, the largest component ---
+
+
+def largest_component_box(scoremap: np.ndarray, threshold: float) -> tuple[int, int, int, int] | None:
+    """Tight (x0, y0, x1, y1) inclusive box around the largest 8-connected component of
+    `scoremap >= threshold * max(scoremap)`; None for an all-zero map (NaN or constant maps
+    normalise to zeros), which then counts as not localized. Ties go to the component met
+    first in raster order."""
+    import cv2
+
+    peak = float(scoremap.max()) if scoremap.size else 0.0
+    if not peak > 0:
+        return None
+    foreground = (scoremap >= threshold * peak).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    candidates = np.flatnonzero(areas == areas.max()) + 1
+    if len(candidates) > 1:  # cv2's label order is not promised to be raster order: break ties explicitly
+        flat = labels.ravel()
+        first = {int(c): int(np.argmax(flat == c)) for c in candidates}
+        best = min(first, key=first.get)
+    else:
+        best = int(candidates[0])
+    x, y, w, h = (int(v) for v in stats[best, :4])
+    return x, y, x + w - 1, y + h - 1
+
+
+def crop_box(box: tuple[float, float, float, float], image_size: tuple[int, int], resize: int, crop: int) -> tuple[int, int, int, int]:
+    """A GT box into the frame of resize-to-(resize, resize) then center-crop `crop`: scaled and
+    truncated as `resize_box`, shifted by the crop offset, clipped to the crop."""
+    x0, y0, x1, y1 = resize_box(box, image_size, (resize, resize))
+    offset = int(round((resize - crop) / 2.0))  # torchvision's CenterCrop offset
+    return tuple(int(min(max(v - offset, 0), crop - 1)) for v in (x0, y0, x1, y1))  # type: ignore[return-value]
+
+
+def box_hits(box: tuple[int, int, int, int] | None, gt_boxes: np.ndarray, iou: float = 0.5) -> tuple[bool, float]:
+    """(IoU > iou with any GT box, the best IoU); no box is a miss with IoU 0."""
+    if box is None:
+        return False, 0.0
+    best = float(iou_matrix(np.asarray([box]), gt_boxes).max())
+    return best > iou, best

@@ -1,0 +1,142 @@
+"""Fine-tuning a backbone's classifier on a downstream dataset, as a cached, resumable stage.
+
+The WSOL tasks (and later others) fine-tune the whole network with a new head: SGD with
+momentum, one learning rate for the head and another for the rest, decayed by `gamma` every
+`step` epochs. The state (model, optimiser, schedule, RNG) is written atomically after every
+epoch into the stage folder, so Ctrl-C or a crash resumes from the last whole epoch, and the
+finished weights are reused by every later run with the same settings. Under torchrun the
+model is wrapped in DistributedDataParallel and each rank trains on its share; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int
+    batch_size: int
+    lr_head: float
+    lr_body: float
+    step: int  # epochs between decays
+    gamma: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+
+    def check(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.step < 1:
+            raise BenchError(f"fine-tuning settings make no sense: epochs {self.epochs}, batch {self.batch_size}, step {self.step}", "epochs >= 0, batch >= 1, step >= 1")
+        if self.lr_head <= 0 or self.lr_body < 0:
+            raise BenchError(f"fine-tuning learning rates must be positive (head {self.lr_head}, body {self.lr_body})", "e.g. --set lr_head=0.01 --set lr_body=0.001")
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".part-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def finetune(
+    model: torch.nn.Module,
+    head: str,
+    dataset: torch.utils.data.Dataset,
+    cfg: FinetuneConfig,
+    stage_dir: Path,
+    device: str,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    seed: int = 0,
+    workers: int = 0,
+    progress: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, Any]:
+    """Train `model` in place (or load the finished stage); returns what the record keeps.
+
+    `dataset` yields (uint8 image, target, index); `prepare` normalises a batch on the device.
+    """
+    from tqdm import tqdm
+
+    final = stage_dir / "finetuned.pt"
+    if final.is_file():
+        done = torch.load(final, map_location="cpu", weights_only=True)
+        model.load_state_dict(done["model"])
+        return {**json.loads((stage_dir / "finetuned.json").read_text()), "cached": True, "stage_dir": str(stage_dir)}
+    model.to(device)
+    head_params = [p for n, p in model.named_parameters() if n.startswith(head + ".")]
+    body_params = [p for n, p in model.named_parameters() if not n.startswith(head + ".")]
+    opt = torch.optim.SGD(
+        [{"params": head_params, "lr": cfg.lr_head}, {"params": body_params, "lr": cfg.lr_body}],
+        momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step, gamma=cfg.gamma)
+    state_path = stage_dir / "state.pt"
+    start, history = 0, []
+    if state_path.is_file():  # an interrupted run of the same stage: resume after its last whole epoch
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, history = int(state["epoch"]), list(state["history"])
+    net: torch.nn.Module = model
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    started = time.perf_counter()
+    per_epoch = -(-len(dataset) // (cfg.batch_size * world_size))
+    bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, desc="fine-tune", unit="step", disable=not progress, leave=False)
+    for epoch in range(start, cfg.epochs):
+        # the order depends only on (seed, epoch), so a resumed run sees the same batches
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(len(dataset), generator=gen).tolist()[rank::world_size]
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
+            generator=gen, pin_memory=device.startswith("cuda"),
+        )
+        torch.manual_seed(seed * 100_003 + epoch)  # augmentation draws in the main process
+        net.train()
+        total, seen = 0.0, 0
+        for images, targets, _ in loader:
+            images, targets = prepare(images.to(device, non_blocking=True)), targets.to(device)
+            loss = F.cross_entropy(net(images), targets)
+            if not torch.isfinite(loss):
+                raise BenchError(f"fine-tuning diverged at epoch {epoch + 1} (loss {float(loss)})", "lower --set lr_head / lr_body")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(targets)
+            seen += len(targets)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.3f}")
+        sched.step()
+        history.append(round(total / max(seen, 1), 5))
+        if rank == 0:
+            save_atomic({"epoch": epoch + 1, "history": history, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, state_path)
+        _barrier()
+    bar.close()
+    model.eval()
+    info = {"epochs": cfg.epochs, "config": asdict(cfg), "train_loss": history, "resumed_from_epoch": start,
+            "seconds": round(time.perf_counter() - started, 1), "train_images": len(dataset)}
+    if rank == 0:
+        (stage_dir / "finetuned.json").write_text(json.dumps(info))
+        save_atomic({"model": model.state_dict()}, final)  # last: its presence marks the stage done
+        state_path.unlink(missing_ok=True)
+    _barrier()
+    return {**info, "cached": False, "stage_dir": str(stage_dir)}

@@ -1,0 +1,369 @@
+"""Weakly supervised object localization with CAM on CUB-200-2011 and ImageNet (paper Table 9).
+
+One run fine-tunes the backbone as the paper does (layer4 stride 1 for a 14x14 CAM at 224, a
+new classifier, SGD with a 10x higher learning rate for the head), caches that classifier, and
+scores it under both protocols:
+
+- `paper`: resize to 256x256, center crop 224; the CAM of the predicted class (top-1 Loc) and of
+  the true class (GT-known Loc), min-max normalised, thresholded at 0.15 x max; the box around
+  the largest 8-connected component; correct when IoU > 0.5 with a GT box (and, for top-1 Loc,
+  the predicted class is right).
+- `wsoleval`: wsolevaluation's pipeline: anisotropic resize to 224, the true class's CAM, cv2
+  bicubic upsampling, min-max, uint8, the threshold sweep; MaxBoxAcc (largest contour, IoU 0.5)
+  and MaxBoxAccV2 (all contours, mean over IoU 0.3/0.5/0.7, each with its own best threshold).
+
+Any change to either protocol bumps `version`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult
+
+PROTOCOLS = ("paper", "wsoleval")
+CAM_METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam", "eigencam")
+
+
+@dataclass
+class LocSplit:
+    ids: list[str]
+    images: list[Path]
+    targets: list[int]
+    boxes: list[np.ndarray]  # (k, 4) x0 y0 x1 y1 in the original image's pixels
+    classes: list[str]
+
+
+class SizedImages(torch.utils.data.Dataset):
+    """(uint8 image, target, index, width, height): the original size maps GT boxes to the input frame."""
+
+    def __init__(self, paths: list[Path], targets: list[int], transform: Any):
+        self.paths, self.targets, self.transform = paths, targets, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int, int]:
+        from bench.data.images import load_rgb
+
+        image = load_rgb(self.paths[index])
+        return self.transform(image), self.targets[index], index, image.width, image.height
+
+
+class Images(SizedImages):
+    """(uint8 image, target, index), for training."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:  # type: ignore[override]
+        return super().__getitem__(index)[:3]
+
+
+def train_transform(resize: int, crop: int) -> Any:
+    """Square resize, random crop, horizontal flip, on the PIL image (as torchvision's classic
+    transforms do in the CutMix and wsolevaluation code), then uint8 CHW."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.Resize((resize, resize)), v2.RandomCrop(crop), v2.RandomHorizontalFlip(), v2.PILToTensor()])
+
+
+def eval_transform(resize: int, crop: int | None) -> Any:
+    """Square resize, then a center crop (paper) or none (wsoleval), on the PIL image; uint8 CHW."""
+    from torchvision.transforms import v2
+
+    steps: list[Any] = [v2.Resize((resize, resize))]
+    if crop is not None:
+        steps.append(v2.CenterCrop(crop))
+    return v2.Compose(steps + [v2.PILToTensor()])
+
+
+def set_layer_stride(layer: nn.Module, stride: int) -> list[str]:
+    """Give every strided convolution in `layer` this stride (ResNet layer4 -> 1 doubles the CAM)."""
+    changed = []
+    for name, module in layer.named_modules():
+        if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
+            module.stride = (stride, stride)
+            changed.append(name)
+    return changed
+
+
+class CamComputer:
+    """Logits and CAMs for a batch: plain CAM with one forward pass and one einsum, or a Grad-CAM
+    family method from the grad-cam package (one target per image: its loss sums over the batch)."""
+
+    def __init__(self, model: nn.Module, layer: str, classifier: str, method: str):
+        from bench.cam import CamExtractor
+
+        self.model, self.method = model, method
+        self.extractor = CamExtractor(model, layer, classifier)
+        self.layer = dict(model.named_modules())[layer]
+
+    def __call__(self, x: torch.Tensor, classes: list[torch.Tensor | None], size: tuple[int, int]) -> tuple[torch.Tensor, list[list[np.ndarray]]]:
+        """Logits, and for each entry of `classes` (None: the predicted class) one score map per image."""
+        from bench.cam import scoremaps
+
+        with torch.inference_mode():
+            logits = self.extractor(x)
+            wanted = [logits.argmax(1) if c is None else c.to(logits.device) for c in classes]
+            if self.method == "cam":
+                return logits, [scoremaps(self.extractor.cams(c), size) for c in wanted]
+        return logits, [self._grad_cam(x, c, size) for c in wanted]
+
+    def _grad_cam(self, x: torch.Tensor, classes: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
+        import cv2
+        import pytorch_grad_cam as gc
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        from bench.metrics.wsol import normalize_scoremap
+
+        method = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "xgradcam": gc.XGradCAM, "hirescam": gc.HiResCAM,
+                  "layercam": gc.LayerCAM, "scorecam": gc.ScoreCAM, "eigencam": gc.EigenCAM}[self.method]
+        with torch.enable_grad(), method(model=self.model, target_layers=[self.layer]) as cam:
+            maps = cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(c)) for c in classes])
+        # grad-cam returns maps at the input size after ReLU and min-max; bring them to `size` with our convention
+        return [normalize_scoremap(m if m.shape[::-1] == size else cv2.resize(m, size, interpolation=cv2.INTER_CUBIC)) for m in maps]
+
+    def close(self) -> None:
+        self.extractor.remove()
+
+
+class Localization(Task):
+    """Shared by cub_loc and imagenet_loc; subclasses name the dataset and the paper's schedule."""
+
+    version = "1"
+    datasets: tuple[str, ...] = ()
+    replaces_head = True
+    metrics = (
+        MetricSpec("top1_loc", True, description="paper: class right and IoU > 0.5, CAM of the predicted class, threshold 0.15 x max"),
+        MetricSpec("gt_known_loc", True, description="paper: IoU > 0.5, CAM of the true class"),
+        MetricSpec("top1_err", False, description="classification error of the fine-tuned classifier (paper protocol's crop)"),
+        MetricSpec("maxboxacc", True, description="wsoleval: largest contour, IoU >= 0.5, best threshold"),
+        MetricSpec("maxboxacc_v2", True, description="wsoleval: all contours, mean over IoU 0.3/0.5/0.7, each with its best threshold"),
+        MetricSpec("maxboxacc@30", True), MetricSpec("maxboxacc@50", True), MetricSpec("maxboxacc@70", True),
+    )
+    schedule: dict[str, Any] = {}
+    split_name = "test"
+
+    def default_config(self) -> dict[str, Any]:
+        return {
+            "protocols": list(PROTOCOLS),
+            "split": self.split_name,
+            **self.schedule,
+            "resize": 256, "crop": 224,  # train: random crop, paper eval: center crop
+            "layer4_stride": 1,
+            "cam_method": "cam",
+            "cam_threshold": 0.15, "loc_iou": 0.5,  # paper
+            "wsoleval_size": 224, "interval": 0.001, "ious": [30, 50, 70],  # wsoleval
+        }
+
+    # --- data ---
+
+    def read(self, data: DataLocator, split: str) -> LocSplit:
+        raise NotImplementedError
+
+    def read_train(self, data: DataLocator) -> LocSplit:
+        raise NotImplementedError
+
+    def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
+        split = self.read(data, self.split_name)
+        return {self.datasets[0]: f"{len(split.images)} {self.split_name} images, {sum(len(b) for b in split.boxes)} boxes, {len(split.classes)} classes"}
+
+    # --- the run ---
+
+    def _settings(self, config: dict[str, Any]) -> Any:
+        from bench.finetune import FinetuneConfig
+
+        protocols = config["protocols"]
+        if isinstance(protocols, str):
+            protocols = [p.strip() for p in protocols.split(",")]
+        odd = [p for p in protocols if p not in PROTOCOLS] or ([] if protocols else ["(none)"])
+        if odd:
+            raise BenchError(f"unknown WSOL protocol {odd[0]}", f"use one or both of {', '.join(PROTOCOLS)}")
+        if config["cam_method"] not in CAM_METHODS:
+            raise BenchError(f"unknown CAM method '{config['cam_method']}'", f"use one of {', '.join(CAM_METHODS)}")
+        if config["layer4_stride"] not in (1, 2):
+            raise BenchError(f"layer4_stride must be 1 (paper, 2x larger CAM) or 2 (as trained), got {config['layer4_stride']}", "--set layer4_stride=1")
+        if not 0 <= config["cam_threshold"] < 1 or not 0 < config["loc_iou"] < 1:
+            raise BenchError(f"cam_threshold {config['cam_threshold']} / loc_iou {config['loc_iou']} out of range", "cam_threshold in [0, 1), loc_iou in (0, 1)")
+        if config["crop"] > config["resize"]:
+            raise BenchError(f"crop {config['crop']} is larger than resize {config['resize']}", "crop <= resize")
+        ious = config["ious"]
+        if isinstance(ious, str):
+            ious = [int(v) for v in ious.split(",")]
+        if not ious or any(not 0 < int(v) < 100 for v in ious):
+            raise BenchError(f"IoU thresholds must be percentages in (0, 100), got {config['ious']}", "e.g. --set ious=[30,50,70]")
+        ft = FinetuneConfig(int(config["epochs"]), int(config["batch_size"]), float(config["lr_head"]), float(config["lr_body"]),
+                            int(config["step"]), float(config["gamma"]), float(config["momentum"]), float(config["weight_decay"]))
+        ft.check()
+        return protocols, [int(v) for v in ious], ft
+
+    def build(self, ctx: RunContext, num_classes: int) -> tuple[nn.Module, list[str]]:
+        """The backbone with layer4's stride set and a new classifier for the dataset's classes."""
+        card, model = ctx.backbone.card, ctx.backbone.model
+        head = card.head[0]
+        modules = dict(model.named_modules())
+        if card.cam_layer not in modules or head not in modules:
+            raise BenchError(f"backbone {card.name} has no '{card.cam_layer}' or '{head}' module for CAM", "set cam_layer and head in its card")
+        changed = set_layer_stride(modules[card.cam_layer], 1) if ctx.config["layer4_stride"] == 1 else []
+        old = modules[head]
+        if not isinstance(old, nn.Linear):
+            raise BenchError(f"the classifier '{head}' of {card.name} is not a Linear layer; CAM needs one", "use a GAP + Linear classifier backbone")
+        torch.manual_seed(ctx.seed)
+        parent, _, attr = head.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, nn.Linear(old.in_features, num_classes))
+        return model, changed
+
+    def run(self, ctx: RunContext) -> TaskResult:
+        from bench.data.images import Normalizer
+        from bench.finetune import finetune
+
+        protocols, ious, ft = self._settings(ctx.config)
+        cfg, card = ctx.config, ctx.backbone.card
+        split = self.read(ctx.data, cfg["split"])
+        model, changed = self.build(ctx, len(split.classes))
+        prepare = Normalizer(card.preprocessing, ctx.device)
+        train_settings = {"dataset": self.datasets[0], "classes": len(split.classes), "finetune": ft.__dict__,
+                          "resize": cfg["resize"], "crop": cfg["crop"], "layer4_stride": cfg["layer4_stride"]}
+        stage = ctx.stage_dir("finetune", train_settings)
+        if ft.epochs > 0:
+            train = self.read_train(ctx.data)
+            if len(train.classes) != len(split.classes):
+                raise BenchError(f"the train split has {len(train.classes)} classes, the {cfg['split']} split {len(split.classes)}", "use splits of the same dataset")
+            info = finetune(model, card.head[0], Images(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
+                            ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size)
+        else:
+            raise BenchError("epochs=0 would score an untrained classifier", "fine-tune for at least one epoch")
+        model = model.to(ctx.device).eval()
+        n_total = len(split.images)
+        chosen = list(range(min(ctx.limit, n_total) if ctx.limit else n_total))
+        cams = CamComputer(model, card.cam_layer, card.head[0], cfg["cam_method"])
+        metrics: dict[str, float] = {}
+        details: dict[str, Any] = {"finetune": info, "strided_convs_changed": changed, "classes": len(split.classes)}
+        samples: dict[int, dict[str, Any]] = {i: {"index": i, "id": split.ids[i], "target": split.targets[i]} for i in chosen}
+        try:
+            if "paper" in protocols:
+                m, per = self._paper(ctx, model, cams, split, chosen, prepare)
+                metrics.update(m)
+                for i, row in per.items():
+                    samples[i].update(row)
+            if "wsoleval" in protocols:
+                m, thresholds = self._wsoleval(ctx, cams, split, chosen, prepare, ious)
+                metrics.update(m)
+                details["best_cam_threshold"] = thresholds
+        finally:
+            cams.close()
+        details["protocols"] = protocols
+        return TaskResult(metrics, n_total, len(chosen), [samples[i] for i in chosen], details)
+
+    def _batches(self, ctx: RunContext, split: LocSplit, chosen: list[int], transform: Any, prepare: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int], list[tuple[int, int]]]]:
+        from tqdm import tqdm
+
+        from bench.evaluation import shard
+
+        dataset = torch.utils.data.Subset(SizedImages(split.images, split.targets, transform), shard(chosen, ctx.rank, ctx.world_size))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=ctx.batch_size, num_workers=ctx.workers, shuffle=False)
+        for images, targets, indices, widths, heights in tqdm(loader, desc=f"{ctx.backbone.card.name} {self.name}", unit="batch", disable=not ctx.progress, leave=False):
+            yield prepare(images.to(ctx.device)), targets, indices.tolist(), list(zip(widths.tolist(), heights.tolist()))
+
+    def _paper(self, ctx: RunContext, model: nn.Module, cams: CamComputer, split: LocSplit, chosen: list[int], prepare: Any) -> tuple[dict[str, float], dict[int, dict[str, Any]]]:
+        from bench.evaluation import gather
+        from bench.metrics.wsol import box_hits, crop_box, largest_component_box
+
+        cfg = ctx.config
+        size = (cfg["crop"], cfg["crop"])
+        rows: dict[int, dict[str, Any]] = {}
+        for x, targets, indices, sizes in self._batches(ctx, split, chosen, eval_transform(cfg["resize"], cfg["crop"]), prepare):
+            logits, (pred_maps, gt_maps) = cams(x, [None, targets], size)
+            preds = logits.argmax(1).tolist()
+            for j, i in enumerate(indices):
+                gt = np.array([crop_box(b, sizes[j], cfg["resize"], cfg["crop"]) for b in split.boxes[i]])
+                pred_box = largest_component_box(pred_maps[j], cfg["cam_threshold"])
+                hit_pred, iou_pred = box_hits(pred_box, gt, cfg["loc_iou"])
+                hit_gt, iou_gt = box_hits(largest_component_box(gt_maps[j], cfg["cam_threshold"]), gt, cfg["loc_iou"])
+                correct = preds[j] == split.targets[i]
+                rows[i] = {"pred": preds[j], "box": list(pred_box) if pred_box else None, "iou": round(iou_pred, 4),
+                           "top1_loc": bool(correct and hit_pred), "gt_known_loc": bool(hit_gt), "gt_known_iou": round(iou_gt, 4)}
+        for part in gather(rows)[1:]:
+            rows.update(part)
+        n = len(rows)
+        return {
+            "top1_loc": 100.0 * sum(r["top1_loc"] for r in rows.values()) / n,
+            "gt_known_loc": 100.0 * sum(r["gt_known_loc"] for r in rows.values()) / n,
+            "top1_err": 100.0 * sum(r["pred"] != split.targets[i] for i, r in rows.items()) / n,
+        }, rows
+
+    def _wsoleval(self, ctx: RunContext, cams: CamComputer, split: LocSplit, chosen: list[int], prepare: Any, ious: list[int]) -> tuple[dict[str, float], dict[str, float]]:
+        from bench.evaluation import gather
+        from bench.metrics.wsol import BoxAccuracy, cam_thresholds, resize_box
+
+        cfg = ctx.config
+        size = (cfg["wsoleval_size"], cfg["wsoleval_size"])
+        thresholds = cam_thresholds(float(cfg["interval"]))
+        v2 = BoxAccuracy(thresholds, tuple(ious), multi_contour=True)
+        v1 = BoxAccuracy(thresholds, (50,), multi_contour=False)
+        for x, targets, indices, sizes in self._batches(ctx, split, chosen, eval_transform(cfg["wsoleval_size"], None), prepare):
+            _, (maps,) = cams(x, [targets], size)
+            gts = [np.array([resize_box(b, sizes[j], size) for b in split.boxes[i]]) for j, i in enumerate(indices)]
+            v2.add_many(maps, gts)
+            v1.add_many(maps, gts)
+        for acc in (v1, v2):
+            parts = gather((acc.count, acc.correct))
+            acc.count = sum(p[0] for p in parts)
+            acc.correct = {t: sum(p[1][t] for p in parts) for t in acc.correct}
+        r1, r2 = v1.result(), v2.result()
+        metrics = {"maxboxacc": r1["maxboxacc@50"], "maxboxacc_v2": r2["maxboxacc_mean"], **{f"maxboxacc@{t}": r2[f"maxboxacc@{t}"] for t in ious}}
+        thresholds_used = {"maxboxacc": r1["best_cam_threshold@50"], **{f"maxboxacc@{t}": r2[f"best_cam_threshold@{t}"] for t in ious}}
+        return metrics, thresholds_used
+
+
+class CubLocalization(Localization):
+    name = "cub_loc"
+    description = "CUB-200-2011 WSOL: top-1 / GT-known Loc (paper) and MaxBoxAcc / MaxBoxAccV2 (wsolevaluation)"
+    datasets = ("cub",)
+    reported_key = "cub_loc"
+    # paper App. B: 600 epochs, batch 32, lr 0.01 head / 0.001 rest, x0.1 every 150 epochs
+    schedule = {"epochs": 600, "batch_size": 32, "lr_head": 0.01, "lr_body": 0.001, "step": 150, "gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
+
+    def read(self, data: DataLocator, split: str) -> LocSplit:
+        from bench.data.cub import read_cub
+
+        cub = read_cub(data.dir("cub"), split)
+        return LocSplit([str(i) for i in cub.image_ids], cub.images, cub.targets, [np.array([b]) for b in cub.boxes], cub.classes)
+
+    def read_train(self, data: DataLocator) -> LocSplit:
+        return self.read(data, "train")
+
+
+class ImageNetLocalization(Localization):
+    name = "imagenet_loc"
+    description = "ImageNet WSOL: top-1 / GT-known Loc (paper) and MaxBoxAcc / MaxBoxAccV2 (wsolevaluation) on ILSVRC val boxes"
+    datasets = ("imagenet",)
+    reported_key = "imagenet_loc"
+    split_name = "val"
+    # paper App. B: 20 epochs, batch 256, lr 0.1 head / 0.01 rest, x0.1 every 6 epochs
+    schedule = {"epochs": 20, "batch_size": 256, "lr_head": 0.1, "lr_body": 0.01, "step": 6, "gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
+
+    def read(self, data: DataLocator, split: str) -> LocSplit:
+        from bench.data.imagenet import read_imagenet_val, read_val_box_table
+
+        if split != "val":
+            raise BenchError(f"imagenet_loc scores the val split, not '{split}'", "--set split=val")
+        root = data.dir("imagenet")
+        val = read_imagenet_val(root)
+        table = read_val_box_table(root)
+        ids = [p.stem for p in val.images]
+        lacking = [i for i in ids if not table.get(i)]
+        if lacking:
+            raise BenchError(f"{len(lacking)} ImageNet val image(s) have no box (e.g. {lacking[0]})", "use the complete ILSVRC2012 val boxes (ILSVRC2012_bbox_val_v3.tgz or LOC_val_solution.csv)")
+        return LocSplit(ids, val.images, val.targets, [np.array(table[i], dtype=np.float64) for i in ids], val.classes)
+
+    def read_train(self, data: DataLocator) -> LocSplit:
+        from bench.data.imagenet import read_imagenet_train
+
+        train = read_imagenet_train(data.dir("imagenet"))
+        return LocSplit([p.stem for p in train.images], train.images, train.targets, [], train.classes)

@@ -1,0 +1,224 @@
+"""cub_loc / imagenet_loc end to end on digit scenes in the real layouts, checked against an
+independent recomputation: torchvision's classic PIL transforms, a hand-written CAM, scipy's
+connected components (paper protocol) and the naive one-findContours-per-threshold loop
+(wsolevaluation protocol)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from bench.mini.digits import make_scenes
+from bench.mini.layouts import write_cub, write_imagenet_train, write_imagenet_val, write_imagenet_val_xml
+from bench.mini.model import mini_resnet
+from conftest import save_cutmix_format
+from test_metrics_loc import scipy_box
+from test_metrics_wsol import naive_accuracies
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+SETTINGS = ["epochs=1", "batch_size=16", "step=1", "resize=73", "crop=64", "wsoleval_size=64", "interval=0.05"]
+WNIDS = [f"n{d:08d}" for d in range(10)]
+
+
+@pytest.fixture
+def scenes():
+    train, val = make_scenes("train", 48, seed=1), make_scenes("val", 30, seed=1)
+    assert set(val.labels) == set(range(10))  # the ImageNet reader wants every class in val
+    return train, val
+
+
+@pytest.fixture
+def cub_root(tmp_path, scenes):
+    train, val = scenes
+    images = np.concatenate([train.images, val.images])
+    labels = np.concatenate([train.labels, val.labels])
+    boxes = [tuple(b) for b in np.concatenate([train.boxes, val.boxes])]
+    write_cub(tmp_path / "data" / "CUB_200_2011", images, labels, boxes, [True] * len(train.labels) + [False] * len(val.labels), [f"D{d}" for d in range(10)])
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def mini_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    return save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
+
+
+def run_loc(run_bench, root, ckpt, results, task="cub_loc", extra=()):
+    args = ["run", "--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", task,
+            "--data-root", root, "--results", results, "--workers", "0", "--batch-size", "8"]
+    for s in list(SETTINGS) + list(extra):
+        args += ["--set", s]
+    code, out, err = run_bench(*args)
+    assert code == 0, err
+    code, out, _ = run_bench("export", "--results", results)
+    return json.loads(out)[-1]
+
+
+def reference(model, paths, targets, gt_boxes_of, resize, crop, size, interval):
+    """Metrics recomputed without bench's task code."""
+    norm = transforms.Normalize(MEAN, STD)
+    paper_tf = transforms.Compose([transforms.Resize((resize, resize)), transforms.CenterCrop(crop), transforms.ToTensor(), norm])
+    wsol_tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), norm])
+    body = torch.nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3, model.layer4)
+
+    def cam_map(x, cls, out):
+        feats = body(x[None])[0]
+        cam = (model.fc.weight[cls][:, None, None] * feats).mean(0).numpy()
+        cam = cv2.resize(cam, (out, out), interpolation=cv2.INTER_CUBIC)
+        if np.isnan(cam).any() or cam.max() == cam.min():
+            return np.zeros_like(cam)
+        return (cam - cam.min()) / (cam - cam.min()).max()
+
+    top1 = gtk = wrong = 0
+    maps, gts = [], []
+    with torch.no_grad():
+        for path, target in zip(paths, targets):
+            img = Image.open(path).convert("RGB")
+            w, h = img.size
+            x = paper_tf(img)
+            pred = int(model(x[None]).argmax())
+            off = int(round((resize - crop) / 2))
+            gt = np.array([[min(max(int(v * resize / d) - off, 0), crop - 1) for v, d in zip(b, (w, h, w, h))] for b in gt_boxes_of(path)])
+
+            def hit(box):
+                if box is None:
+                    return False
+                x0, y0, x1, y1 = box
+                best = 0.0
+                for g in gt:
+                    iw = max(0, min(x1, g[2]) - max(x0, g[0]) + 1)
+                    ih = max(0, min(y1, g[3]) - max(y0, g[1]) + 1)
+                    union = (x1 - x0 + 1) * (y1 - y0 + 1) + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - iw * ih
+                    best = max(best, iw * ih / union)
+                return best > 0.5
+
+            top1 += pred == target and hit(scipy_box(cam_map(x, pred, crop), 0.15))
+            gtk += hit(scipy_box(cam_map(x, target, crop), 0.15))
+            wrong += pred != target
+            maps.append(cam_map(wsol_tf(img), target, size))
+            gts.append([[int(v * size / d) for v, d in zip(b, (w, h, w, h))] for b in gt_boxes_of(path)])
+    n = len(paths)
+    v2 = naive_accuracies(maps, gts, interval, (30, 50, 70), True)
+    v1 = naive_accuracies(maps, gts, interval, (50,), False)
+    best = {t: v2[t].max() * 100.0 / n for t in (30, 50, 70)}
+    return {"top1_loc": 100.0 * top1 / n, "gt_known_loc": 100.0 * gtk / n, "top1_err": 100.0 * wrong / n,
+            "maxboxacc": v1[50].max() * 100.0 / n, "maxboxacc_v2": float(np.mean(list(best.values()))),
+            **{f"maxboxacc@{t}": best[t] for t in (30, 50, 70)}}
+
+
+def finetuned(record):
+    model = mini_resnet(10)
+    state = torch.load(f"{record['details']['finetune']['stage_dir']}/finetuned.pt", weights_only=True)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def test_cub_loc_matches_independent_recomputation(run_bench, cub_root, mini_checkpoint, tmp_path):
+    from bench.data.cub import read_cub
+
+    record = run_loc(run_bench, cub_root, mini_checkpoint, tmp_path / "results")
+    assert record["n_samples"] == {"total": 30, "evaluated": 30}
+    assert record["details"]["finetune"]["train_images"] == 48 and not record["details"]["finetune"]["cached"]
+    test = read_cub(cub_root / "CUB_200_2011", "test")
+    box_of = dict(zip(test.images, test.boxes))
+    expected = reference(finetuned(record), test.images, test.targets, lambda p: [box_of[p]], 73, 64, 64, 0.05)
+    assert record["metrics"] == pytest.approx(expected, abs=1e-9)
+    assert 0 < record["metrics"]["maxboxacc@30"]  # a degenerate all-zero case would prove little
+
+    # the fine-tuned classifier is a cached stage: other evaluation settings reuse it
+    again = run_loc(run_bench, cub_root, mini_checkpoint, tmp_path / "results", extra=["interval=0.1"])
+    assert again["details"]["finetune"]["cached"] and again["details"]["finetune"]["stage_dir"] == record["details"]["finetune"]["stage_dir"]
+    assert again["metrics"]["top1_loc"] == record["metrics"]["top1_loc"]
+
+
+def test_imagenet_loc_uses_every_box(run_bench, tmp_path, scenes, mini_checkpoint):
+    train, val = scenes
+    root = tmp_path / "data"
+    write_imagenet_train(root / "imagenet", train.images, train.labels, WNIDS)
+    write_imagenet_val(root / "imagenet", val.images, val.labels, WNIDS, "class_folders")
+    # a second, decoy box per image: the metrics take the best GT box
+    boxes = [[tuple(b), (0, 0, 5, 5)] for b in val.boxes]
+    write_imagenet_val_xml(root / "imagenet", [(64, 64)] * len(val.labels), val.labels, WNIDS, boxes)
+    record = run_loc(run_bench, root, mini_checkpoint, tmp_path / "results", task="imagenet_loc")
+    from bench.data.imagenet import read_imagenet_val, read_val_box_table
+
+    split = read_imagenet_val(root / "imagenet")
+    table = read_val_box_table(root / "imagenet")
+    assert all(len(table[p.stem]) == 2 for p in split.images)
+    expected = reference(finetuned(record), split.images, split.targets, lambda p: table[p.stem], 73, 64, 64, 0.05)
+    assert record["metrics"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_finetuning_resumes_to_the_same_weights(tmp_path, cub_root, monkeypatch):
+    import bench.finetune as ft
+    from bench.data.cub import read_cub
+    from bench.data.images import Normalizer
+    from bench.cards import Preprocessing
+    from tasks.localization import Images, train_transform
+
+    train = read_cub(cub_root / "CUB_200_2011", "train")
+    dataset = Images(train.images, train.targets, train_transform(73, 64))
+    cfg = ft.FinetuneConfig(epochs=2, batch_size=16, lr_head=0.01, lr_body=0.001, step=1)
+    prepare = Normalizer(Preprocessing(), "cpu")
+
+    def fresh():
+        torch.manual_seed(0)
+        return mini_resnet(10)
+
+    whole = fresh()
+    ft.finetune(whole, "fc", dataset, cfg, tmp_path / "a", "cpu", prepare, progress=False)
+    real_save, calls = ft.save_atomic, []
+
+    def save_then_interrupt(obj, path):
+        real_save(obj, path)
+        calls.append(path)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ft, "save_atomic", save_then_interrupt)
+    interrupted = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        ft.finetune(interrupted, "fc", dataset, cfg, tmp_path / "b", "cpu", prepare, progress=False)
+    assert (tmp_path / "b" / "state.pt").is_file() and not (tmp_path / "b" / "finetuned.pt").exists()
+    resumed = fresh()
+    info = ft.finetune(resumed, "fc", dataset, cfg, tmp_path / "b", "cpu", prepare, progress=False)
+    assert info["resumed_from_epoch"] == 1
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_imagenet_image_without_box_is_named(run_bench, tmp_path, scenes, mini_checkpoint):
+    train, val = scenes
+    root = tmp_path / "data"
+    write_imagenet_train(root / "imagenet", train.images, train.labels, WNIDS)
+    write_imagenet_val(root / "imagenet", val.images, val.labels, WNIDS, "class_folders")
+    write_imagenet_val_xml(root / "imagenet", [(64, 64)] * len(val.labels), val.labels, WNIDS, [[tuple(b)] for b in val.boxes])
+    next((root / "imagenet/ILSVRC/Annotations/CLS-LOC/val").glob("*.xml")).unlink()
+    code, _, err = run_bench("run", "--backbone", mini_checkpoint, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10",
+                             "--task", "imagenet_loc", "--data-root", root, "--results", tmp_path / "r")
+    assert code == 2 and err.startswith("bench: error: 1 ImageNet val image(s) have no box (e.g. ILSVRC2012_val_") and len(err.strip().splitlines()) == 1
+    assert sqlite3.connect(tmp_path / "r" / "bench.sqlite").execute("SELECT count(*) FROM results").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("protocols=[paper,nope]", "unknown WSOL protocol nope"),
+    ("cam_method=magic", "unknown CAM method 'magic'"),
+    ("layer4_stride=3", "layer4_stride must be 1"),
+    ("crop=300", "crop 300 is larger than resize 73"),
+    ("epochs=0", "epochs=0 would score an untrained classifier"),
+    ("lr_head=-1", "learning rates must be positive"),
+])
+def test_settings_that_make_no_sense(run_bench, cub_root, mini_checkpoint, tmp_path, setting, message):
+    args = ["run", "--backbone", mini_checkpoint, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "cub_loc",
+            "--data-root", cub_root, "--results", tmp_path / "r", "--workers", "0"]
+    for s in SETTINGS + [setting]:
+        args += ["--set", s]
+    code, _, err = run_bench(*args)
+    assert code == 2 and message in err, err

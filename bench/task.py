@@ -82,6 +82,7 @@ class Task:
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     replaces_head: ClassVar[bool] = False  # True for tasks that put their own head on the backbone
     reported_key: ClassVar[str | None] = None  # key of the published numbers in a card's provenance
+    headline: ClassVar[tuple[str, ...] | None] = None  # the metrics summary tables show (None: all)
 
     def default_config(self) -> dict[str, Any]:
         """The protocol's parameters, with the paper's values as defaults."""

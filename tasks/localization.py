@@ -146,6 +146,7 @@ class Localization(Task):
         MetricSpec("maxboxacc_v2", True, description="wsoleval: all contours, mean over IoU 0.3/0.5/0.7, each with its best threshold"),
         MetricSpec("maxboxacc@30", True), MetricSpec("maxboxacc@50", True), MetricSpec("maxboxacc@70", True),
     )
+    headline = ("top1_loc", "maxboxacc_v2")
     schedule: dict[str, Any] = {}
     split_name = "test"
 

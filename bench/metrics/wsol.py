@@ -85,9 +85,10 @@ def _first_last(maxima: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.
 def best_iou_per_threshold(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, multi_contour: bool) -> np.ndarray:
     """For each CAM threshold, the best IoU between the map's boxes and any GT box.
 
-    Each distinct foreground (`image > level`) is traced once, on its bounding region plus a
-    one-pixel margin of background (or the image border): the contours, their order and areas
-    are those of the whole image, shifted.
+    All contours (V2): from the connected components of every level at once (`level_sets`).
+    The largest contour (V1): each distinct foreground (`image > level`) is traced once, on its
+    bounding region plus a one-pixel margin of background (or the image border): the contours,
+    their order and areas are those of the whole image, shifted.
     """
     import cv2
 
@@ -115,9 +116,7 @@ def best_iou_per_threshold(scoremap: np.ndarray, gt_boxes: np.ndarray, threshold
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
         _, mask = cv2.threshold(crop, level, 255, cv2.THRESH_BINARY) if level >= 0 else (None, np.full_like(crop, 255))
         contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-        if not multi_contour:
-            contours = [max(contours, key=cv2.contourArea)]
-        rects = np.array([cv2.boundingRect(c) for c in contours], dtype=np.int64)
+        rects = np.array([cv2.boundingRect(max(contours, key=cv2.contourArea))], dtype=np.int64)  # V1: the largest
         rects[:, 0] += x0
         rects[:, 1] += y0
         boxes.append(rects)

@@ -96,12 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score predictions made anywhere (prints JSON)", description="Score predictions saved in the field's standard formats, with the functions bench's tasks use.")
     score = p.add_subparsers(dest="what", metavar="WHAT", required=True)
-    q = score.add_parser("wsol", help="MaxBoxAcc / MaxBoxAccV2 of saved score maps (wsolevaluation's format)", description="Score <image_id>.npy score maps against wsolevaluation metadata (image_ids, class_labels, image_sizes, localization).")
+    q = score.add_parser(
+        "wsol", help="MaxBoxAcc / MaxBoxAccV2 / PxAP of saved score maps (wsolevaluation's format)",
+        description="Score <image_id>.npy score maps against wsolevaluation metadata (image_ids, class_labels, image_sizes, localization): "
+                    "MaxBoxAcc per IoU threshold for boxes (CUB, ILSVRC), PxAP for masks (OpenImages30k).",
+        epilog="examples:\n  bench score wsol --scoremaps scoremaps/ --metadata metadata/CUB/test\n"
+               "  bench score wsol --scoremaps scoremaps/ --metadata metadata/CUB/test --predictions preds.csv\n"
+               "  bench score wsol --scoremaps scoremaps/ --metadata metadata/CUB/test --iou 50 --largest-contour   # MaxBoxAcc (V1)\n"
+               "  bench score wsol --scoremaps scoremaps/ --metadata metadata/OpenImages/test --mask-root dataset/OpenImages",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     q.add_argument("--scoremaps", required=True, help="folder of <image_id>.npy maps, 2-D floats in [0, 1]")
     q.add_argument("--metadata", required=True, help="wsolevaluation metadata folder of the split")
     q.add_argument("--interval", type=float, default=0.001, help="CAM threshold interval (default 0.001, wsolevaluation's evaluate_wsol default)")
     q.add_argument("--iou", default="30,50,70", help="IoU thresholds in percent (default 30,50,70: MaxBoxAccV2)")
     q.add_argument("--largest-contour", action="store_true", help="use only the largest contour (MaxBoxAcc V1: with --iou 50)")
+    q.add_argument("--predictions", help="predicted class per image ('<image_id>,<class>' lines or a JSON object): adds top-1 MaxBoxAcc, where the class must be right too")
+    q.add_argument("--mask-root", help="for mask metadata (OpenImages30k): the folder the mask paths are relative to; gives PxAP")
 
     p = sub.add_parser("demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
@@ -303,7 +314,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise BenchError(f"--iou expects comma-separated integers, got '{args.iou}'", "e.g. --iou 30,50,70") from None
     if not all(0 < v <= 100 for v in ious):
         raise BenchError(f"--iou values must be percentages in (0, 100], got '{args.iou}'", "e.g. --iou 30,50,70")
-    result = score_wsol(Path(args.scoremaps), Path(args.metadata), args.interval, ious, multi_contour=not args.largest_contour)
+    result = score_wsol(Path(args.scoremaps), Path(args.metadata), args.interval, ious, multi_contour=not args.largest_contour,
+                        predictions=Path(args.predictions) if args.predictions else None, mask_root=Path(args.mask_root) if args.mask_root else None)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -55,3 +55,106 @@ def test_bad_score_maps_are_one_line(scored, run_bench, damage, message):
     code, out, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith("bench: error: ") and __import__("re").search(message, err)
+
+
+def test_predictions_give_top1_maxboxacc(scored, run_bench):
+    """Top-1 variant: an image counts at a threshold only when its predicted class is right too."""
+    root, maps, gts = scored
+    ids = (root / "meta" / "image_ids.txt").read_text().split()
+    preds = {i: (k % 3 == 0) * 1 for k, i in enumerate(ids)}  # label 0 everywhere: every third image is misclassified
+    (root / "preds.csv").write_text("".join(f"{i},{c}\n" for i, c in preds.items()))
+    code, out, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--interval", "0.01", "--predictions", root / "preds.csv")
+    assert code == 0, err
+    result = json.loads(out)
+    right = [preds[i] == 0 for i in ids]
+    kept = naive_accuracies([m for m, r in zip(maps, right) if r], [g for g, r in zip(gts, right) if r], 0.01, (30, 50, 70), True)
+    per_iou = {t: kept[t].max() * 100.0 / len(maps) for t in (30, 50, 70)}  # wrong-class images count as misses
+    assert result["top1_maxboxacc_v2"] == np.mean(list(per_iou.values()))
+    assert all(result[f"top1_maxboxacc@{t}"] == v for t, v in per_iou.items())
+    assert result["top1_cls_acc"] == 100.0 * sum(right) / len(ids)
+    assert result["maxboxacc_v2"] >= result["top1_maxboxacc_v2"]
+    (root / "preds.json").write_text(json.dumps(preds))
+    code, out, _ = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--interval", "0.01", "--predictions", root / "preds.json")
+    assert json.loads(out)["top1_maxboxacc_v2"] == result["top1_maxboxacc_v2"]
+    (root / "preds.csv").write_text("".join(f"{i},{c}\n" for i, c in list(preds.items())[1:]))
+    code, _, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--predictions", root / "preds.csv")
+    assert code == 2 and "1 of 18 images have no prediction" in err
+
+
+@pytest.fixture
+def masked(tmp_path):
+    """OpenImages30k-style metadata: instance masks and ignore masks as PNGs at twice the map size."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    ids, masks, ignore, maps, truth = [], {}, {}, [], []
+    for k in range(10):
+        image_id = f"test/c{k % 3}/{k:04d}.jpg"
+        h, w = 24, 32
+        m = rng.random((h, w)) ** 2
+        maps.append(m.astype(np.float32))
+        fg = np.zeros((h, w), bool)
+        names = []
+        for j in range(1 + k % 2):
+            inst = np.zeros((2 * h, 2 * w), np.uint8)
+            y0, x0 = rng.integers(0, h), rng.integers(0, w)
+            inst[2 * y0:2 * y0 + 16, 2 * x0:2 * x0 + 20] = 255
+            name = f"masks/{k:04d}_m{j}.png"
+            (tmp_path / "root" / name).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "root" / name), inst)
+            names.append(name)
+            fg |= inst[::2, ::2] > 0  # cv2's nearest neighbour at scale 1/2 takes the even pixels
+        ign = np.zeros((2 * h, 2 * w), np.uint8)
+        ign[:10, :] = 255
+        cv2.imwrite(str(tmp_path / "root" / f"masks/{k:04d}_ignore.png"), ign)
+        ignore_here = (ign[::2, ::2] > 0) & ~fg
+        ids.append(image_id)
+        masks[image_id], ignore[image_id] = names, f"masks/{k:04d}_ignore.png"
+        truth.append((fg, ignore_here))
+        (tmp_path / "maps" / image_id).parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp_path / "maps" / f"{image_id}.npy", maps[-1])
+    write_wsol_metadata(tmp_path / "meta", WsolMetadata(ids, {i: 0 for i in ids}, {}, {}, masks, ignore))
+    (tmp_path / "meta" / "image_sizes.txt").unlink()  # OpenImages ships none
+    return tmp_path, maps, truth
+
+
+def naive_pxap(maps, truth, interval):
+    """PxAP by its definition: one precision-recall point per threshold edge (score >= edge)."""
+    pos = np.concatenate([m[fg] for m, (fg, ign) in zip(maps, truth)])
+    neg = np.concatenate([m[~fg & ~ign] for m, (fg, ign) in zip(maps, truth)])
+    edges = list(np.arange(0, 1, interval)) + [1.0, 2.0]
+    points = []
+    for e in reversed(edges):
+        tp, fp = int((pos >= e).sum()), int((neg >= e).sum())
+        points.append((tp / (tp + fp) if tp + fp else None, tp / len(pos)))
+    area, previous = 0.0, points[0][1]
+    for precision, recall in points[1:]:
+        if precision is not None:
+            area += precision * (recall - previous)
+        previous = recall
+    return 100 * area
+
+
+def test_pxap_matches_its_definition_and_sklearn(masked, run_bench):
+    from sklearn.metrics import average_precision_score
+
+    root, maps, truth = masked
+    code, out, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--mask-root", root / "root", "--interval", "0.01")
+    assert code == 0, err
+    assert json.loads(out)["pxap"] == pytest.approx(naive_pxap(maps, truth, 0.01), abs=1e-9)
+    # scores on the threshold grid: every PR point is a distinct score, so PxAP is scikit-learn's AP
+    grid = [np.floor(m * 8) / 8 for m in maps]
+    for i, g in zip((root / "meta" / "image_ids.txt").read_text().split(), grid):
+        np.save(root / "maps" / f"{i}.npy", g.astype(np.float32))
+    code, out, _ = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--mask-root", root / "root", "--interval", "0.125")
+    y = np.concatenate([fg[~ign] for fg, ign in truth])
+    s = np.concatenate([g[~ign] for g, (fg, ign) in zip(grid, truth)])
+    assert json.loads(out)["pxap"] == pytest.approx(100 * average_precision_score(y, s), abs=1e-9)
+
+
+def test_masks_need_their_root(masked, run_bench):
+    root, _, _ = masked
+    code, _, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta")
+    assert code == 2 and "pass --mask-root DIR" in err
+    code, _, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--mask-root", root)
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1

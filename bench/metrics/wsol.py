@@ -20,6 +20,7 @@ fine the threshold grid (wsolevaluation traces one per threshold).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -146,24 +147,29 @@ class BoxAccuracy:
 
     def add(self, scoremap: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
         best = best_iou_per_threshold(scoremap, gt_boxes, self.thresholds, self.multi_contour)
-        for t in self.iou_thresholds:
-            self.correct[t] += best >= t / 100
-        self.count += 1
+        self.add_best(best)
         return best
 
-    def add_many(self, scoremaps: Iterable[np.ndarray], gt_boxes: Iterable[np.ndarray], threads: int = 1) -> None:
-        """add() over many maps; OpenCV releases the GIL while tracing, so threads run in parallel."""
+    def add_best(self, best: np.ndarray, hit: bool = True) -> None:
+        """One image's best IoU per threshold; hit=False counts it wrong at every threshold (a
+        wrong class under top-1 scoring)."""
+        for t in self.iou_thresholds:
+            self.correct[t] += (best >= t / 100) & hit
+        self.count += 1
+
+    def add_many(self, scoremaps: Iterable[np.ndarray], gt_boxes: Iterable[np.ndarray], threads: int = 1) -> list[np.ndarray]:
+        """add() over many maps, returning each one's best IoU per threshold; the scorers release
+        the GIL (OpenCV while tracing, numba while sweeping), so threads run in parallel."""
+        pairs = list(zip(scoremaps, gt_boxes))
         if threads <= 1:
-            for s, g in zip(scoremaps, gt_boxes):
-                self.add(s, g)
-            return
+            return [self.add(s, g) for s, g in pairs]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(threads) as pool:
-            for best in pool.map(lambda sg: best_iou_per_threshold(sg[0], sg[1], self.thresholds, self.multi_contour), zip(scoremaps, gt_boxes)):
-                for t in self.iou_thresholds:
-                    self.correct[t] += best >= t / 100
-                self.count += 1
+            bests = list(pool.map(lambda sg: best_iou_per_threshold(sg[0], sg[1], self.thresholds, self.multi_contour), pairs))
+        for best in bests:
+            self.add_best(best)
+        return bests
 
     def result(self) -> dict[str, float]:
         if self.count == 0:
@@ -236,3 +242,64 @@ def box_hits(box: tuple[int, int, int, int] | None, gt_boxes: np.ndarray, iou: f
         return False, 0.0
     best = float(iou_matrix(np.asarray([box]), gt_boxes).max())
     return best > iou, best
+
+
+# --- PxAP: pixel-wise average precision against masks (wsolevaluation's MaskEvaluator) ---
+
+
+@dataclass
+class PixelAP:
+    """Histograms of score values at GT-foreground and GT-background pixels (ignore pixels, 255 in
+    the mask, left out), pooled over the dataset; PxAP is the area under the resulting
+    precision-recall curve, one point per CAM threshold, x100.
+
+    Bins are [t_0, t_1), ..., [t_last, 1), [1, 2), [2, 3) with the thresholds t as left edges,
+    so a point of the curve counts the pixels with score >= t (np.histogram's edges, as
+    wsolevaluation sets them)."""
+
+    thresholds: np.ndarray
+    positive: np.ndarray = field(init=False)
+    negative: np.ndarray = field(init=False)
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.edges = np.append(self.thresholds, [1.0, 2.0, 3.0])
+        self.positive = np.zeros(len(self.edges) - 1, np.int64)
+        self.negative = np.zeros(len(self.edges) - 1, np.int64)
+
+    def add(self, scoremap: np.ndarray, gt_mask: np.ndarray) -> None:
+        """gt_mask: 1 foreground, 0 background, 255 ignore, in the score map's frame."""
+        if gt_mask.shape != scoremap.shape:
+            raise ValueError(f"mask of shape {gt_mask.shape} for a score map of shape {scoremap.shape}")
+        self.positive += np.histogram(scoremap[gt_mask == 1], bins=self.edges)[0]
+        self.negative += np.histogram(scoremap[gt_mask == 0], bins=self.edges)[0]
+        self.count += 1
+
+    def result(self) -> dict[str, float]:
+        tp = self.positive[::-1].cumsum()  # pixels with score >= each edge, from the highest edge down
+        fp = self.negative[::-1].cumsum()
+        if tp[-1] == 0:
+            raise ValueError("no foreground pixel in any mask")
+        if (tp + fp)[-1] == 0:
+            raise ValueError("no pixel to score")
+        precision = np.divide(tp, tp + fp, out=np.zeros(len(tp)), where=(tp + fp) > 0)
+        recall = tp / tp[-1]
+        scored = (tp + fp)[1:] > 0  # points with no predicted pixel are left out, as wsolevaluation does
+        pxap = float((precision[1:] * np.diff(recall))[scored].sum() * 100)
+        return {"pxap": pxap, "images": self.count}
+
+
+def load_gt_mask(mask_paths: list[Path], ignore_path: Path | None, size: tuple[int, int]) -> np.ndarray:
+    """wsolevaluation's GT mask in a (width, height) frame: the union of the instance masks (each
+    grey PNG resized with nearest neighbour, > 0.5), and 255 on the ignore mask minus the foreground."""
+    import cv2
+
+    def read(path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise ValueError(f"cannot read mask {path}")
+        return cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_NEAREST) > 0.5
+
+    foreground = np.logical_or.reduce([read(p) for p in mask_paths])
+    ignore = read(ignore_path) & ~foreground if ignore_path is not None else np.zeros_like(foreground)
+    return foreground.astype(np.uint8) + 255 * ignore.astype(np.uint8)

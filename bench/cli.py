@@ -81,13 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
     g.add_argument("--force", action="store_true", help="re-run cells that are already stored")
 
-    p = sub.add_parser("report", help="tables of stored results", description="Cross-backbone tables of stored results; published numbers in [brackets]. Limited runs are left out unless --include-limited.")
+    p = sub.add_parser(
+        "report", help="tables (and figures) of stored results",
+        description="Cross-backbone tables of stored results; published numbers in [brackets]. Limited runs are left out unless --include-limited. "
+                    "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
+        epilog="examples:\n  bench report --backbones 'r50_*'\n"
+               "  bench report --figure cam --backbones 'r50_*' --tasks cub_loc --data-root /data --output reports/cam_cub.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
     p.add_argument("--backbones", default="*", help="wildcard or comma list of backbone names")
     p.add_argument("--tasks", default="*", help="wildcard or comma list of task names")
     p.add_argument("--include-limited", action="store_true")
     p.add_argument("--format", choices=["md"], default="md")
-    p.add_argument("--output", help="also write the table to this file")
+    p.add_argument("--output", help="also write the table to this file (the figure's PNG, default reports/figures/cam_<task>.png)")
+    g = p.add_argument_group("figures")
+    g.add_argument("--figure", choices=["cam"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes")
+    g.add_argument("--images", type=int, default=6, help="images per row of the figure (evenly spaced over the split)")
+    g.add_argument("--device", default="cpu", help="device for the figure's forward passes")
+    _add_data_args(p)
 
     p = sub.add_parser("export", help="write stored records out", description="Write every stored result record out.")
     p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
@@ -270,6 +282,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     store.close()
     if not records:
         raise BenchError(f"no stored results match backbones '{args.backbones}' and tasks '{args.tasks}' in {store.path}", "run 'bench run' first (limited runs need --include-limited)")
+    if args.figure == "cam":
+        from bench.figures import cam_figure
+        from bench.paths import parse_overrides
+        from bench.task import DataLocator
+
+        task = records[-1]["task"]["name"]
+        output = Path(args.output or f"reports/figures/cam_{task}.png")
+        path = cam_figure(records, DataLocator(args.data_root, parse_overrides(args.data_path)), output, args.images, args.device)
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones x {args.images} images)")
+        return 0
     table = report_table(records)
     print(table)
     if args.output:

@@ -203,18 +203,19 @@ class Localization(Task):
         ft.check()
         return protocols, [int(v) for v in ious], ft
 
-    def build(self, ctx: RunContext, num_classes: int) -> tuple[nn.Module, list[str]]:
+    @staticmethod
+    def build(backbone: Any, config: dict[str, Any], seed: int, num_classes: int) -> tuple[nn.Module, list[str]]:
         """The backbone with layer4's stride set and a new classifier for the dataset's classes."""
-        card, model = ctx.backbone.card, ctx.backbone.model
+        card, model = backbone.card, backbone.model
         head = card.head[0]
         modules = dict(model.named_modules())
         if card.cam_layer not in modules or head not in modules:
             raise BenchError(f"backbone {card.name} has no '{card.cam_layer}' or '{head}' module for CAM", "set cam_layer and head in its card")
-        changed = set_layer_stride(modules[card.cam_layer], 1) if ctx.config["layer4_stride"] == 1 else []
+        changed = set_layer_stride(modules[card.cam_layer], 1) if config["layer4_stride"] == 1 else []
         old = modules[head]
         if not isinstance(old, nn.Linear):
             raise BenchError(f"the classifier '{head}' of {card.name} is not a Linear layer; CAM needs one", "use a GAP + Linear classifier backbone")
-        torch.manual_seed(ctx.seed)
+        torch.manual_seed(seed)
         parent, _, attr = head.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, attr, nn.Linear(old.in_features, num_classes))
         return model, changed
@@ -226,7 +227,7 @@ class Localization(Task):
         protocols, ious, ft = self._settings(ctx.config)
         cfg, card = ctx.config, ctx.backbone.card
         split = self.read(ctx.data, cfg["split"])
-        model, changed = self.build(ctx, len(split.classes))
+        model, changed = self.build(ctx.backbone, cfg, ctx.seed, len(split.classes))
         prepare = Normalizer(card.preprocessing, ctx.device)
         train_settings = {"dataset": self.datasets[0], "classes": len(split.classes), "finetune": ft.__dict__,
                           "resize": cfg["resize"], "crop": cfg["crop"], "layer4_stride": cfg["layer4_stride"]}

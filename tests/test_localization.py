@@ -137,6 +137,16 @@ def test_cub_loc_matches_independent_recomputation(run_bench, cub_root, mini_che
     assert again["details"]["finetune"]["cached"] and again["details"]["finetune"]["stage_dir"] == record["details"]["finetune"]["stage_dir"]
     assert again["metrics"]["top1_loc"] == record["metrics"]["top1_loc"]
 
+    # the CAM figure: one row per backbone, the predicted (green or orange) and GT (red) boxes drawn
+    code, out, err = run_bench("report", "--results", tmp_path / "results", "--figure", "cam", "--tasks", "cub_loc",
+                               "--data-root", cub_root, "--images", "4", "--output", tmp_path / "cam.png")
+    assert code == 0, err
+    assert "wrote" in out and "1 backbones x 4 images" in out
+    png = np.asarray(Image.open(tmp_path / "cam.png").convert("RGB")).reshape(-1, 3).astype(int)
+    assert ((png[:, 0] > 200) & (png[:, 1] < 60) & (png[:, 2] < 60)).sum() > 50  # red GT boxes
+    code, _, err = run_bench("report", "--results", tmp_path / "results", "--figure", "cam", "--tasks", "cub_loc", "--data-root", cub_root, "--images", "0")
+    assert code == 2 and "--images must be at least 1" in err
+
 
 def test_imagenet_loc_uses_every_box(run_bench, tmp_path, scenes, mini_checkpoint):
     train, val = scenes
@@ -222,3 +232,30 @@ def test_settings_that_make_no_sense(run_bench, cub_root, mini_checkpoint, tmp_p
         args += ["--set", s]
     code, _, err = run_bench(*args)
     assert code == 2 and message in err, err
+
+
+def test_grad_cam_is_relu_cam_on_a_gap_fc_network():
+    """On GAP + linear networks Grad-CAM's channel weights are the classifier row / (h w), so the
+    grad-cam package's map is min-max(ReLU(CAM)) resized bilinearly: check it, per image of a batch
+    (one target per image: a single target would silently leave the others' maps empty)."""
+    from tasks.localization import CamComputer
+
+    torch.manual_seed(0)
+    model = mini_resnet(10).eval()
+    x = torch.randn(3, 3, 32, 32)
+    classes = torch.tensor([1, 4, 7])
+    computer = CamComputer(model, "layer4", "fc", "gradcam")
+    try:
+        logits, (maps,) = computer(x, [classes], (32, 32))
+    finally:
+        computer.close()
+    body = torch.nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3, model.layer4)
+    with torch.no_grad():
+        feats = body(x)
+        assert torch.allclose(logits, model(x), atol=1e-5)
+    for j, c in enumerate(classes.tolist()):
+        cam = np.maximum((model.fc.weight[c][:, None, None] * feats[j]).sum(0).detach().numpy(), 0)
+        cam = (cam - cam.min()) / (cam.max() - cam.min())
+        expected = cv2.resize(cam, (32, 32))  # grad-cam resizes with cv2's default, bilinear
+        expected = (expected - expected.min()) / (expected.max() - expected.min())
+        assert maps[j].max() == 1.0 and np.abs(maps[j] - expected).max() < 1e-4, j

@@ -106,30 +106,25 @@ def best_iou_per_threshold(scoremap: np.ndarray, gt_boxes: np.ndarray, threshold
     group_levels = np.where(groups > 0, values[np.maximum(groups - 1, 0)].astype(np.int64), -1)
     y_first, y_last = _first_last(image.max(axis=1), group_levels)
     x_first, x_last = _first_last(image.max(axis=0), group_levels)
-    boxes, counts = [], []
+    top = int(values[-1])
+    rects = []  # (x, y, w, h) of the largest contour per distinct foreground; [0, 0, 0, 0] for an empty one
     for level, y0, y1, x0, x1 in zip(group_levels.tolist(), y_first.tolist(), y_last.tolist(), x_first.tolist(), x_last.tolist()):
-        if level >= 255 or level >= int(values[-1]):  # empty foreground: wsolevaluation's [0, 0, 0, 0]
-            boxes.append(np.zeros((1, 4), np.int64))
-            counts.append(1)
+        if level >= top:  # empty foreground: wsolevaluation's box [0, 0, 0, 0]
+            rects.append((0, 0, 0, 0))
             continue
-        y0, x0 = max(y0 - 1, 0), max(x0 - 1, 0)
-        y1, x1 = min(y1 + 2, height), min(x1 + 2, width)
-        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-        _, mask = cv2.threshold(crop, level, 255, cv2.THRESH_BINARY) if level >= 0 else (None, np.full_like(crop, 255))
-        contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-        rects = np.array([cv2.boundingRect(max(contours, key=cv2.contourArea))], dtype=np.int64)  # V1: the largest
-        rects[:, 0] += x0
-        rects[:, 1] += y0
-        boxes.append(rects)
-        counts.append(len(rects))
-    rects = np.concatenate(boxes)
+        y0 = y0 - 1 if y0 else 0
+        x0 = x0 - 1 if x0 else 0
+        crop = image[y0:y1 + 2, x0:x1 + 2]  # slicing past the end stops at the border
+        mask = cv2.threshold(crop, level, 255, cv2.THRESH_BINARY)[1] if level >= 0 else np.full_like(crop, 255)
+        contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+        x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea) if len(contours) > 1 else contours[0])  # V1: the largest
+        rects.append((x + x0, y + y0, w, h))
+    rects = np.array(rects, dtype=np.int64)
     # (x, y, w, h) -> (x, y, x + w, y + h) capped at the last pixel; the no-contour rows stay [0, 0, 0, 0]
     x1s = np.minimum(rects[:, 0] + rects[:, 2], width - 1)
     y1s = np.minimum(rects[:, 1] + rects[:, 3], height - 1)
     all_boxes = np.stack([rects[:, 0], rects[:, 1], x1s, y1s], axis=1)
-    starts = np.cumsum([0] + counts[:-1])
-    best_per_box = iou_matrix(all_boxes, gt_boxes).max(axis=1)
-    return np.maximum.reduceat(best_per_box, starts)[inverse]
+    return iou_matrix(all_boxes, gt_boxes).max(axis=1)[inverse]
 
 
 @dataclass

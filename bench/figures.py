@@ -56,9 +56,7 @@ def cam_figure(records: list[dict[str, Any]], data: Any, output: Path, images: i
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
-    from bench.cam import scoremaps
     from bench.data.images import Normalizer, load_rgb
     from bench.metrics.wsol import crop_box, largest_component_box
     from tasks import TASKS

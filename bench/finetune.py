@@ -100,12 +100,15 @@ def finetune(
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
     started = time.perf_counter()
-    per_epoch = -(-len(dataset) // (cfg.batch_size * world_size))
+    per_epoch = -(-(len(dataset) // world_size) // cfg.batch_size)
     bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, desc="fine-tune", unit="step", disable=not progress, leave=False)
     for epoch in range(start, cfg.epochs):
         # the order depends only on (seed, epoch), so a resumed run sees the same batches
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(dataset), generator=gen).tolist()[rank::world_size]
+        order = torch.randperm(len(dataset), generator=gen).tolist()
+        # every rank takes as many samples (DDP needs the same number of steps on each rank): up to
+        # world_size - 1 samples sit out each epoch, different ones each time
+        order = order[: len(order) - len(order) % world_size][rank::world_size]
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
             generator=gen, pin_memory=device.startswith("cuda"),

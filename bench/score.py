@@ -90,6 +90,12 @@ def score_wsol(
     if mask_root is not None:
         raise BenchError(f"--mask-root was given, but {metadata} holds boxes, not masks", "drop --mask-root for box metadata")
 
+    for image_id in meta.image_ids:  # before scoring anything
+        width, height = meta.sizes[image_id]
+        for x0, y0, x1, y1 in meta.boxes[image_id]:
+            if x0 >= width or y0 >= height or x1 < 0 or y1 < 0:
+                raise BenchError(f"image {image_id} has a box ({x0}, {y0}, {x1}, {y1}) outside its {width}x{height} pixels (image_sizes.txt)", "fix or remove that box in localization.txt")
+
     def with_boxes(image_id: str) -> tuple[np.ndarray, np.ndarray]:
         scoremap = load(image_id)
         h, w = scoremap.shape

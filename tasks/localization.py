@@ -64,6 +64,23 @@ class Images(SizedImages):
         return super().__getitem__(index)[:3]
 
 
+def check_boxes_inside(split: LocSplit) -> None:
+    """Every GT box must overlap its image (read from the file's header); found before any
+    training, not in the middle of a long run. Boxes that stick out past the border are kept as
+    given (wsolevaluation's convention; the paper protocol clips them to the crop)."""
+    from PIL import Image, UnidentifiedImageError
+
+    for image_id, path, boxes in zip(split.ids, split.images, split.boxes):
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise BenchError(f"cannot decode image {path} ({exc})", "replace the file with a valid image, or remove it and its label") from None
+        for x0, y0, x1, y1 in boxes:
+            if x0 >= width or y0 >= height or x1 < 0 or y1 < 0:
+                raise BenchError(f"image {image_id} ({path}) has a box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) outside its {width}x{height} pixels", "fix or remove that box")
+
+
 def train_transform(resize: int, crop: int) -> Any:
     """Square resize, random crop, horizontal flip, on the PIL image (as torchvision's classic
     transforms do in the CutMix and wsolevaluation code), then uint8 CHW."""
@@ -172,6 +189,7 @@ class Localization(Task):
 
     def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
         split = self.read(data, self.split_name)
+        check_boxes_inside(split)
         return {self.datasets[0]: f"{len(split.images)} {self.split_name} images, {sum(len(b) for b in split.boxes)} boxes, {len(split.classes)} classes"}
 
     # --- the run ---
@@ -227,6 +245,8 @@ class Localization(Task):
         protocols, ious, ft = self._settings(ctx.config)
         cfg, card = ctx.config, ctx.backbone.card
         split = self.read(ctx.data, cfg["split"])
+        if cfg["split"] != self.split_name:  # check() looked at the default split
+            check_boxes_inside(split)
         model, changed = self.build(ctx.backbone, cfg, ctx.seed, len(split.classes))
         prepare = Normalizer(card.preprocessing, ctx.device)
         train_settings = {"dataset": self.datasets[0], "classes": len(split.classes), "finetune": ft.__dict__,

@@ -34,14 +34,18 @@ def scenes():
     return train, val
 
 
-@pytest.fixture
-def cub_root(tmp_path, scenes):
-    train, val = scenes
+def write_mini_cub(root, train, val):
+    """Digit scenes in CUB_200_2011's layout under root: train scenes flagged train, val as test."""
     images = np.concatenate([train.images, val.images])
     labels = np.concatenate([train.labels, val.labels])
     boxes = [tuple(b) for b in np.concatenate([train.boxes, val.boxes])]
-    write_cub(tmp_path / "data" / "CUB_200_2011", images, labels, boxes, [True] * len(train.labels) + [False] * len(val.labels), [f"D{d}" for d in range(10)])
-    return tmp_path / "data"
+    write_cub(root / "CUB_200_2011", images, labels, boxes, [True] * len(train.labels) + [False] * len(val.labels), [f"D{d}" for d in range(10)])
+    return root
+
+
+@pytest.fixture
+def cub_root(tmp_path, scenes):
+    return write_mini_cub(tmp_path / "data", *scenes)
 
 
 @pytest.fixture
@@ -259,3 +263,18 @@ def test_grad_cam_is_relu_cam_on_a_gap_fc_network():
         expected = cv2.resize(cam, (32, 32))  # grad-cam resizes with cv2's default, bilinear
         expected = (expected - expected.min()) / (expected.max() - expected.min())
         assert maps[j].max() == 1.0 and np.abs(maps[j] - expected).max() < 1e-4, j
+
+
+def test_box_outside_its_image_stops_before_training(run_bench, cub_root, mini_checkpoint, tmp_path):
+    boxes = cub_root / "CUB_200_2011" / "bounding_boxes.txt"
+    lines = boxes.read_text().splitlines()
+    test_id = next(line.split()[0] for line in (cub_root / "CUB_200_2011" / "train_test_split.txt").read_text().splitlines() if line.split()[1] == "0")
+    lines = [f"{test_id} 70.0 3.0 5.0 5.0" if line.split()[0] == test_id else line for line in lines]
+    boxes.write_text("\n".join(lines) + "\n")
+    args = ["run", "--backbone", mini_checkpoint, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "cub_loc",
+            "--data-root", cub_root, "--results", tmp_path / "r", "--workers", "0"]
+    for setting in SETTINGS:
+        args += ["--set", setting]
+    code, _, err = run_bench(*args)
+    assert code == 2 and f"bench: error: image {test_id} (" in err and "has a box (70, 3, 75, 8) outside its 64x64 pixels" in err
+    assert not (tmp_path / "cache" / "artifacts").exists()  # nothing trained

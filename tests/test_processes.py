@@ -197,3 +197,39 @@ def test_torchrun_two_processes_equal_one(tmp_path, data_root, checkpoint):
     assert two[0]["n_samples"] == one[0]["n_samples"]
     rows = lambda rec: Path(rec["artifacts"]["samples"]).read_text()
     assert rows(two[0]) == rows(one[0])  # same per-sample outputs, in dataset order
+
+
+def test_torchrun_wsol_fine_tunes_data_parallel_and_scores_like_one_process(tmp_path):
+    """cub_loc under torchrun: the fine-tuning runs data-parallel (DDP on gloo) and rank 0 alone
+    writes the stage and the record; scoring that stage in one process gives the same metrics,
+    and a second torchrun run reuses the stage."""
+    import torch
+
+    from bench.mini.digits import make_scenes
+    from bench.mini.model import mini_resnet
+    from test_localization import SETTINGS, write_mini_cub
+
+    root = write_mini_cub(tmp_path / "data", make_scenes("train", 33, seed=2), make_scenes("val", 16, seed=2))
+    torch.manual_seed(0)
+    ckpt = save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
+    common = ["--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "cub_loc",
+              "--data-root", root, "--workers", 0, "--device", "cpu", "--batch-size", 4]
+    for setting in SETTINGS:
+        common += ["--set", setting]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench", "run", *map(str, common)]
+    dist = subprocess.run([*torchrun, "--results", str(tmp_path / "two")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert dist.returncode == 0, dist.stderr[-3000:]
+    two = json.loads(bench("export", "--results", tmp_path / "two").stdout)
+    assert len(two) == 1 and two[0]["device"]["world_size"] == 2
+    ft = two[0]["details"]["finetune"]
+    assert not ft["cached"] and ft["train_images"] == 33 and Path(ft["stage_dir"], "finetuned.pt").is_file()
+    single = bench("run", *common, "--results", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    one = json.loads(bench("export", "--results", tmp_path / "one").stdout)
+    assert one[0]["details"]["finetune"]["cached"] and one[0]["details"]["finetune"]["stage_dir"] == ft["stage_dir"]
+    assert one[0]["metrics"] == two[0]["metrics"]
+    again = subprocess.run([*torchrun, "--results", str(tmp_path / "three")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    three = json.loads(bench("export", "--results", tmp_path / "three").stdout)
+    assert three[0]["details"]["finetune"]["cached"] and three[0]["metrics"] == one[0]["metrics"]

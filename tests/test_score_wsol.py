@@ -158,3 +158,13 @@ def test_masks_need_their_root(masked, run_bench):
     assert code == 2 and "pass --mask-root DIR" in err
     code, _, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--mask-root", root)
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_box_outside_the_image_is_named(scored, run_bench):
+    root, _, _ = scored
+    loc = root / "meta" / "localization.txt"
+    first = loc.read_text().splitlines()[0]
+    image_id = first.split(",")[0]
+    loc.write_text(loc.read_text().replace(first, f"{image_id},130,2,140,20", 1))
+    code, out, err = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta")
+    assert code == 2 and out == "" and f"image {image_id} has a box (130, 2, 140, 20) outside its 128x112 pixels" in err

@@ -120,7 +120,7 @@ class ResultsStore:
             raise _store_error(self.path, exc) from None
 
     def records(self, include_limited: bool = True) -> Iterator[dict[str, Any]]:
-        sql = "SELECT record FROM results" + ("" if include_limited else " WHERE limited = 0") + " ORDER BY created_at, run_id"
+        sql = "SELECT record FROM results" + ("" if include_limited else " WHERE limited = 0") + " ORDER BY created_at, rowid"  # rowid: insertion order within a second
         try:
             rows = self.db.execute(sql).fetchall()
         except sqlite3.Error as exc:

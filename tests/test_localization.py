@@ -137,7 +137,7 @@ def test_cub_loc_matches_independent_recomputation(run_bench, cub_root, mini_che
     assert 0 < record["metrics"]["maxboxacc@30"]  # a degenerate all-zero case would prove little
 
     # the fine-tuned classifier is a cached stage: other evaluation settings reuse it
-    again = run_loc(run_bench, cub_root, mini_checkpoint, tmp_path / "results", extra=["interval=0.1"])
+    again = run_loc(run_bench, cub_root, mini_checkpoint, tmp_path / "results2", extra=["interval=0.1"])
     assert again["details"]["finetune"]["cached"] and again["details"]["finetune"]["stage_dir"] == record["details"]["finetune"]["stage_dir"]
     assert again["metrics"]["top1_loc"] == record["metrics"]["top1_loc"]
 

@@ -42,7 +42,8 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
     g.add_argument("--arch", help="architecture of a checkpoint file: torchvision name (resnet50), timm:NAME or module:callable")
     g.add_argument("--num-classes", type=int, help="classifier outputs of a checkpoint file (default: the card's, 1000)")
-    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a task setting (YAML value); changes the result key")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a task setting (YAML value; group.key inside a group); changes the result key")
+    g.add_argument("--mini", action="store_true", help="start from the task's settings for the mini benchmark's data (bench demo's; short schedules, small inputs)")
     g.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need code to unpickle (only for files you trust)")
 
 
@@ -126,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--predictions", help="predicted class per image ('<image_id>,<class>' lines or a JSON object): adds top-1 MaxBoxAcc, where the class must be right too")
     q.add_argument("--mask-root", help="for mask metadata (OpenImages30k): the folder the mask paths are relative to; gives PxAP")
 
+    q = score.add_parser(
+        "voc", help="VOC07 mAP (11-point and area), COCO-style AP and per-class AP of detections",
+        description="Score detections against a VOCdevkit split, as the devkit does (11-point AP at IoU 0.5, difficult objects ignored).",
+        epilog="examples:\n  bench score voc --detections results/ --devkit /data/VOCdevkit          # comp4_det_test_<class>.txt files\n"
+               "  bench score voc --detections dets.json --devkit /data/VOCdevkit --split 2007:test",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--detections", required=True, help="folder of comp4_det_<split>_<class>.txt files ('image_id score x1 y1 x2 y2', 1-based) or a COCO-style results .json")
+    q.add_argument("--devkit", required=True, help="the VOCdevkit folder")
+    q.add_argument("--split", default="2007:test", help="YEAR:SPLIT to score against (default 2007:test)")
+
     p = sub.add_parser("demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
@@ -204,6 +216,7 @@ def _options(args: argparse.Namespace) -> Any:
         arch=args.arch,
         num_classes=args.num_classes,
         overrides=_parse_sets(args.set),
+        mini=getattr(args, "mini", False),
     )
 
 
@@ -328,7 +341,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from bench.score import score_wsol
+    from bench.score import score_voc, score_wsol
+
+    if args.what == "voc":
+        print(json.dumps(score_voc(Path(args.detections), Path(args.devkit), args.split), indent=2))
+        return 0
 
     try:
         ious = tuple(int(v) for v in args.iou.split(","))

@@ -20,7 +20,8 @@ class Entry:
     name: str
     target: str  # "module:attribute"
     description: str
-    mini: dict[str, Any] | None = None  # settings for the mini benchmark (bench demo); None: no mini variant
+    mini: dict[str, Any] | None = None  # settings on the mini benchmark's data (bench run --mini); None: no mini variant
+    demo: bool = True  # whether bench demo runs the mini variant (some are too slow for its time budget)
 
     def load(self) -> Any:
         module, _, attr = self.target.partition(":")
@@ -59,10 +60,10 @@ class Registry:
         self.list_command = list_command
         self._entries: dict[str, Entry] = {}
 
-    def add(self, name: str, target: str, description: str, mini: dict[str, Any] | None = None) -> None:
+    def add(self, name: str, target: str, description: str, mini: dict[str, Any] | None = None, demo: bool = True) -> None:
         if name in self._entries:
             raise ValueError(f"duplicate {self.kind} name {name!r}")
-        self._entries[name] = Entry(name, target, description, mini)
+        self._entries[name] = Entry(name, target, description, mini, demo)
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -39,6 +39,7 @@ class RunOptions:
     arch: str | None = None
     num_classes: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    mini: bool = False  # start from each task's settings for the mini benchmark's data (--mini)
 
 
 @dataclass
@@ -57,17 +58,34 @@ def select_tasks(value: str) -> list[Task]:
 def resolve_config(task: Task, card: BackboneCard, opts: RunOptions) -> dict[str, Any]:
     """The task's protocol parameters with --set overrides, plus what else changes the numbers."""
     config = task.default_config()
-    unknown = sorted(set(opts.overrides) - set(config))
-    if unknown:
-        raise BenchError(
-            f"task {task.name} has no setting {', '.join(unknown)}",
-            f"its settings: {', '.join(sorted(config)) or 'none'}",
-        )
-    config.update(opts.overrides)
+    overrides = dict(opts.overrides)
+    if opts.mini:
+        mini = TASKS.get(task.name).mini
+        if mini is None:
+            raise BenchError(f"task {task.name} has no mini variant", "drop --mini, or see 'bench list tasks'")
+        overrides = {**mini, **overrides}
+    for key, value in overrides.items():
+        # 'a.b=v' sets b inside the setting group a (e.g. voc_det's frcnn.iterations)
+        *groups, leaf = key.split(".")
+        target = config
+        for group in groups:
+            target = target.get(group) if isinstance(target, dict) else None
+            if not isinstance(target, dict):
+                break
+        if not isinstance(target, dict) or leaf not in target:
+            raise BenchError(f"task {task.name} has no setting {key}", f"its settings: {', '.join(_setting_names(config)) or 'none'}")
+        target[leaf] = value
     config["preprocessing"] = card.to_dict()["preprocessing"]
     config["num_classes"] = card.num_classes
     config["limit"] = opts.limit
     return config
+
+
+def _setting_names(config: dict[str, Any], prefix: str = "") -> list[str]:
+    names = []
+    for key, value in sorted(config.items()):
+        names += _setting_names(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+    return names
 
 
 def resolve_device(device: str) -> str:

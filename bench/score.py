@@ -145,3 +145,74 @@ def _score_masks(meta: Any, load: Any, thresholds: np.ndarray, mask_root: Path |
         return pxap.result()
     except ValueError as exc:
         raise BenchError(f"PxAP is undefined: {exc}", "check the masks and score maps") from None
+
+
+def read_voc_detections(path: Path, ids: list[str], class_names: tuple[str, ...]) -> Any:
+    """Detections from VOC devkit result files (<path>/comp*_det_<split>_<class>.txt, lines
+    'image_id score x1 y1 x2 y2' in 1-based pixels) or a COCO-style results JSON (a list of
+    {image_id, category_id (1 = aeroplane .. 20), bbox [x, y, w, h] with x = x1 - 1, score})."""
+    from bench.metrics.voc import Detections
+
+    position = {image_id: k for k, image_id in enumerate(ids)}
+    rows: list[tuple[int, int, float, tuple[float, float, float, float]]] = []
+
+    def where(image_id: str, source: str) -> int:
+        if image_id not in position:
+            raise BenchError(f"{source} names image '{image_id}', which the split does not list", "score detections against the split they were made for")
+        return position[image_id]
+
+    if path.is_file() and path.suffix == ".json":
+        try:
+            items = json.loads(path.read_text())
+            if not isinstance(items, list):
+                raise ValueError("not a JSON list")
+            for n, d in enumerate(items):
+                c = int(d["category_id"])
+                if not 1 <= c <= len(class_names):
+                    raise ValueError(f"entry {n}: category_id {c} is not in 1..{len(class_names)}")
+                x, y, w, h = (float(v) for v in d["bbox"])
+                rows.append((where(str(d["image_id"]), f"{path} entry {n}"), c - 1, float(d["score"]), (x + 1, y + 1, x + w, y + h)))
+        except BenchError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BenchError(f"cannot read detections {path} ({exc})", "a JSON list of {image_id, category_id, bbox: [x, y, w, h], score}") from None
+    elif path.is_dir():
+        files = sorted(path.glob("*_det_*_*.txt"))
+        if not files:
+            raise BenchError(f"no VOC result files (comp4_det_test_<class>.txt) in {path}", "write one file per class, lines 'image_id score x1 y1 x2 y2'")
+        for f in files:
+            name = f.stem.rsplit("_", 1)[1]
+            if name not in class_names:
+                raise BenchError(f"{f} is for an unknown class '{name}'", f"VOC classes: {', '.join(class_names)}")
+            c = class_names.index(name)
+            for lineno, line in enumerate(f.read_text().splitlines(), start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                try:
+                    if len(parts) != 6:
+                        raise ValueError
+                    score, x1, y1, x2, y2 = (float(v) for v in parts[1:])
+                except ValueError:
+                    raise BenchError(f"{f} line {lineno} is malformed: '{line[:80]}'", "lines are 'image_id score x1 y1 x2 y2'") from None
+                rows.append((where(parts[0], f"{f} line {lineno}"), c, score, (x1, y1, x2, y2)))
+    else:
+        raise BenchError(f"detections {path} are neither a folder of VOC result files nor a .json file", "pass --detections DIR or --detections results.json")
+    return Detections(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
+                      np.array([r[2] for r in rows], np.float64), np.array([r[3] for r in rows], np.float64).reshape(-1, 4))
+
+
+def score_voc(detections: Path, devkit: Path, split: str = "2007:test") -> dict[str, Any]:
+    """VOC07 11-point mAP, area mAP, COCO-style AP and per-class AP of detections against a split."""
+    from bench.data.voc import CLASSES, read_voc
+    from bench.metrics.voc import GroundTruth
+    from tasks.detection import score_detections
+
+    year, _, name = split.partition(":")
+    if not year or not name:
+        raise BenchError(f"--split expects YEAR:SPLIT, got '{split}'", "e.g. --split 2007:test")
+    data = read_voc(devkit, [(year, name)])
+    dets = read_voc_detections(detections, [i.image_id for i in data.images], CLASSES)
+    gt = [GroundTruth(i.boxes, i.labels, i.difficult) for i in data.images]
+    metrics, details = score_detections(gt, dets, len(CLASSES), CLASSES)
+    return {**metrics, "images": len(data.images), "detections": int(len(dets.scores)), "split": data.name, **details}

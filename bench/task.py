@@ -62,16 +62,17 @@ class RunContext:
     task: str = ""
     weights_sha256: str = ""
 
-    def stage_dir(self, stage: str, settings: dict[str, Any]) -> Path:
+    def stage_dir(self, stage: str, settings: dict[str, Any], family: str | None = None) -> Path:
         """A cached training stage's folder, keyed by the weights, the seed and the settings that
-        change what it trains (not the evaluation settings, so changing those reuses the stage)."""
+        change what it trains (not the evaluation settings, so changing those reuses the stage).
+        Tasks of one family (voc_det and voc_det_frcnn) share their stages."""
         import hashlib
         import json
 
         from bench.paths import cache_dir
 
         blob = json.dumps({"sha256": self.weights_sha256, "seed": self.seed, **settings}, sort_keys=True, default=str)
-        return cache_dir() / "artifacts" / self.task / stage / hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return cache_dir() / "artifacts" / (family or self.task) / stage / hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class Task:

@@ -26,3 +26,27 @@ TASKS.add(
     "ImageNet WSOL with CAM: top-1/GT-known Loc (paper Table 9) and MaxBoxAcc/V2 (wsolevaluation)",
     mini={"epochs": 1, "batch_size": 64, "lr_head": 0.025, "lr_body": 0.0025, "step": 1, "resize": 73, "crop": 64, "wsoleval_size": 64, "interval": 0.01},
 )
+# mini detection: 96x96 scenes, scaled anchors and proposal counts, a few hundred images' worth of steps
+MINI_FRCNN = {"iterations": 150, "batch_size": 8, "lr": 0.01, "steps": [120], "warmup_iters": 20, "checkpoint_every": 50, "min_size": 96, "max_size": 96,
+              "anchor_sizes": [16, 32, 64], "rois_per_image": 64, "rpn_top_n": [300, 100, 300, 50]}
+MINI_SSD = {"iterations": 80, "batch_size": 8, "lr": 0.01, "steps": [64], "warmup_iters": 20, "checkpoint_every": 40, "size": 96}
+TASKS.add(
+    "voc_det_frcnn",
+    "tasks.detection:VocFasterRCNN",
+    "Pascal VOC07 test mAP, Faster R-CNN (ResNet C4) fine-tuned on VOC07+12 trainval (paper Table 10)",
+    mini=MINI_FRCNN,
+    demo=False,  # minutes per backbone on a CPU
+)
+TASKS.add(
+    "voc_det_ssd",
+    "tasks.detection:VocSSD",
+    "Pascal VOC07 test mAP, SSD300 (ResNet layer2/3 sources) fine-tuned on VOC07+12 trainval (paper Table 10)",
+    mini=MINI_SSD,
+)
+TASKS.add(
+    "voc_det",
+    "tasks.detection:VocBoth",
+    "Pascal VOC07 test mAP of both Faster R-CNN and SSD (the paper's two detection columns)",
+    mini={**{f"frcnn.{k}": v for k, v in MINI_FRCNN.items()}, **{f"ssd.{k}": v for k, v in MINI_SSD.items()}},
+    demo=False,
+)

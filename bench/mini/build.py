@@ -48,7 +48,7 @@ class MiniSpec:
         return f"{self.scenes_key()}-{'+'.join(sorted(DATASET_WRITERS))}"
 
 
-def write_imagenet(root: Path, train: Scenes, val: Scenes) -> None:
+def write_imagenet(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
     """ILSVRC2012 layout: train/<wnid>/, val/<wnid>/ and the val box XMLs."""
     from bench.mini.layouts import write_imagenet_train, write_imagenet_val, write_imagenet_val_xml
 
@@ -59,7 +59,7 @@ def write_imagenet(root: Path, train: Scenes, val: Scenes) -> None:
     write_imagenet_val_xml(folder, [(w, h)] * len(val.labels), val.labels, WNIDS, [[tuple(b)] for b in val.boxes])
 
 
-def write_cub(root: Path, train: Scenes, val: Scenes) -> None:
+def write_cub(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
     """CUB_200_2011 layout: the same scenes, train split flagged 1 and val scenes as the test split."""
     from bench.mini.layouts import write_cub as write
 
@@ -69,8 +69,31 @@ def write_cub(root: Path, train: Scenes, val: Scenes) -> None:
     write(root / "CUB_200_2011", images, labels, boxes, [True] * len(train.labels) + [False] * len(val.labels), [f"Digit_{d}" for d in range(10)])
 
 
-# dataset name -> writer(data root, train scenes, val scenes); later tasks add theirs
-DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes], None]] = {"imagenet": write_imagenet, "cub": write_cub}
+VOC_SIZES = {"2007": (240, 160), "2012": (240, 0)}  # (trainval, test) scenes per year
+
+
+def write_voc(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
+    """VOCdevkit with VOC2007 (trainval, test) and VOC2012 (trainval) of multi-digit scenes at
+    96x96: 0-3 digits each, some too small to recognise (difficult), some scenes empty. Digit d
+    is VOC class d (aeroplane .. cow): the devkit's class names, so the real reader is used."""
+    from bench.data.voc import CLASSES
+    from bench.mini.digits import make_detection_scenes
+    from bench.mini.layouts import write_voc as write
+
+    for year, (trainval, test) in VOC_SIZES.items():
+        train_scenes = make_detection_scenes("train", trainval, spec.seed + int(year))
+        test_scenes = make_detection_scenes("val", test, spec.seed + int(year)) if test else None
+        ids = [f"{year}_{i:06d}" if year != "2007" else f"{i:06d}" for i in range(trainval + test)]
+        images = list(train_scenes.images) + (list(test_scenes.images) if test_scenes else [])
+        objects = train_scenes.objects + (test_scenes.objects if test_scenes else [])
+        splits = {"trainval": ids[:trainval], "train": ids[:trainval:2], "val": ids[1:trainval:2]}
+        if test:
+            splits["test"] = ids[trainval:]
+        write(root / "VOCdevkit", year, ids, images, objects, splits, CLASSES)
+
+
+# dataset name -> writer(data root, train scenes, val scenes, spec); later tasks add theirs
+DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]] = {"imagenet": write_imagenet, "cub": write_cub, "voc": write_voc}
 
 
 def require_writable(folder: Path, what: str) -> None:
@@ -96,7 +119,7 @@ def ensure_data(workdir: Path, spec: MiniSpec) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     train, val = make_scenes("train", spec.train, spec.seed), make_scenes("val", spec.val, spec.seed)
     for writer in DATASET_WRITERS.values():
-        writer(tmp, train, val)
+        writer(tmp, train, val, spec)
     (tmp / ".complete").write_text(spec.data_key() + "\n")
     try:
         os.replace(tmp, root)

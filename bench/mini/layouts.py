@@ -143,3 +143,31 @@ def write_cub(
         (root / name).write_text("\n".join(rows) + "\n")
     (root / "classes.txt").write_text("".join(f"{i + 1} {f}\n" for i, f in enumerate(folders)))
     return root
+
+
+def write_voc(devkit: Path, year: str, ids: Sequence[str], images: Sequence[np.ndarray], objects: Sequence[Sequence[tuple]],
+              splits: dict[str, Sequence[str]], class_names: Sequence[str]) -> Path:
+    """VOCdevkit/VOC<year>: JPEGImages/<id>.jpg, Annotations/<id>.xml (boxes 0-based inclusive in
+    `objects` are written 1-based, as the devkit has them) and ImageSets/Main/<split>.txt."""
+    from xml.sax.saxutils import escape
+
+    from PIL import Image
+
+    folder = devkit / f"VOC{year}"
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for image_id, image, objs in zip(ids, images, objects):
+        Image.fromarray(image).save(folder / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        h, w = image.shape[:2]
+        body = "".join(
+            f"<object><name>{escape(class_names[c])}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>{int(d)}</difficult>"
+            f"<bndbox><xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin><xmax>{x1 + 1}</xmax><ymax>{y1 + 1}</ymax></bndbox></object>"
+            for c, x0, y0, x1, y1, d in objs
+        )
+        (folder / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><folder>VOC{year}</folder><filename>{image_id}.jpg</filename>"
+            f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size><segmented>0</segmented>{body}</annotation>\n"
+        )
+    for split, members in splits.items():
+        (folder / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in members))
+    return folder

@@ -1,0 +1,1 @@
+"""Detectors built on any backbone card: torchvision detection models, our training loop."""

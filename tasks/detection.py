@@ -1,0 +1,247 @@
+"""Detection transfer on Pascal VOC (paper Table 10): Faster R-CNN and SSD on any backbone,
+trained on VOC07+12 trainval, scored on VOC07 test.
+
+Metrics: `map_voc07` (11-point AP at IoU 0.5, the paper's), `map_area` (area AP at IoU 0.5) and
+COCO-style `coco_ap` / `coco_ap50` / `coco_ap75` (pycocotools; difficult objects as crowd
+regions, so matching them is neither a hit nor a miss). Per-class APs are in the details.
+Boxes: VOC's 1-based inclusive corners become the detector's 0-based continuous ones by
+(x1 - 1, y1 - 1, x2, y2), and detections go back by (x1 + 1, y1 + 1, x2, y2), as detectron2 does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.errors import BenchError
+from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult
+
+COMMON = {
+    "train_sets": [["2007", "trainval"], ["2012", "trainval"]],
+    "test_set": ["2007", "test"],
+    "frozen_stages": 2,  # stem + layer1 frozen (detectron2 FREEZE_AT=2); BatchNorm always frozen
+    "train_difficult": False,  # difficult objects are left out of training, as in both paper codebases
+    "warmup_iters": 500,
+    "checkpoint_every": 1000,
+    "momentum": 0.9,
+}
+FRCNN = {
+    **COMMON, "design": "c4", "iterations": 120_000, "batch_size": 8, "lr": 0.01, "steps": [100_000], "weight_decay": 1e-4,
+    "min_size": 600, "max_size": 1000, "anchor_sizes": [32, 64, 128, 256, 512], "rois_per_image": 512, "rpn_top_n": [2000, 2000, 1000, 1000],
+}
+SSD = {**COMMON, "size": 300, "iterations": 120_000, "batch_size": 32, "lr": 1e-3, "steps": [80_000, 100_000], "weight_decay": 5e-4}
+SCHEDULE_KEYS = ("iterations", "batch_size", "lr", "steps", "momentum", "weight_decay", "warmup_iters", "checkpoint_every")
+
+
+class VocTrainSet:
+    """Training samples: `sample(index, seed)` -> (float image in [0, 1], target), augmented with
+    a generator seeded by `seed` (so a resumed run repeats the same augmentation)."""
+
+    def __init__(self, images: list[Any], kind: str, train_difficult: bool):
+        self.images, self.kind, self.train_difficult = images, kind, train_difficult
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, index: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from torchvision import tv_tensors
+        from torchvision.transforms import v2
+
+        from bench.data.images import load_rgb
+
+        item = self.images[index]
+        keep = np.ones(len(item.labels), bool) if self.train_difficult else ~item.difficult
+        boxes = item.boxes[keep].copy()
+        boxes[:, :2] -= 1  # 1-based inclusive -> 0-based continuous corners
+        image = tv_tensors.Image(v2.functional.pil_to_tensor(load_rgb(item.path)))
+        target = {"boxes": tv_tensors.BoundingBoxes(torch.as_tensor(boxes, dtype=torch.float32), format="XYXY", canvas_size=(item.height, item.width)),
+                  "labels": torch.as_tensor(item.labels[keep] + 1, dtype=torch.int64)}  # 0 is the background
+        steps: list[Any] = []
+        if self.kind == "ssd":  # SSD's augmentation (photometric distortion, zoom out, IoU crop, flip)
+            steps += [v2.RandomPhotometricDistort(), v2.RandomZoomOut(fill={tv_tensors.Image: (123, 117, 104), "others": 0})]
+            if len(boxes):
+                steps.append(v2.RandomIoUCrop())
+        steps += [v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes()]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            image, target = v2.Compose(steps)(image, target)
+        return image.as_subclass(torch.Tensor), {"boxes": target["boxes"].as_subclass(torch.Tensor).reshape(-1, 4), "labels": target["labels"]}
+
+
+class VocEvalSet(torch.utils.data.Dataset):
+    def __init__(self, images: list[Any]):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from torchvision.transforms import v2
+
+        from bench.data.images import load_rgb
+
+        return v2.functional.to_dtype(v2.functional.pil_to_tensor(load_rgb(self.images[index].path)), torch.float32, scale=True), index
+
+
+def coco_metrics(gt: list[Any], dets: Any, num_classes: int) -> dict[str, float]:
+    """COCO-style AP, AP50, AP75 with pycocotools; boxes in COCO's [x, y, w, h] with the +1 of
+    VOC's inclusive corners; difficult objects are crowd regions."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, annotations = [], []
+    for i, g in enumerate(gt):
+        images.append({"id": i, "width": 1, "height": 1})
+        for k, (box, label, difficult) in enumerate(zip(g.boxes, g.labels, g.difficult)):
+            w, h = box[2] - box[0] + 1, box[3] - box[1] + 1
+            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1, "bbox": [float(box[0]), float(box[1]), float(w), float(h)],
+                                "area": float(w * h), "iscrowd": int(difficult)})
+    if not annotations or not len(dets.scores):
+        return {"coco_ap": 0.0, "coco_ap50": 0.0, "coco_ap75": 0.0}
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": annotations, "categories": [{"id": c + 1} for c in range(num_classes)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+        results = coco.loadRes([{"image_id": int(i), "category_id": int(c) + 1, "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0] + 1), float(b[3] - b[1] + 1)], "score": float(s)}
+                                for i, c, s, b in zip(dets.image, dets.labels, dets.scores, dets.boxes)])
+        ev = COCOeval(coco, results, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {"coco_ap": 100 * float(ev.stats[0]), "coco_ap50": 100 * float(ev.stats[1]), "coco_ap75": 100 * float(ev.stats[2])}
+
+
+def score_detections(gt: list[Any], dets: Any, num_classes: int, class_names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, Any]]:
+    from bench.metrics.voc import voc_detection_ap
+
+    voc = voc_detection_ap(gt, dets, num_classes)
+    if not any(voc["npos"]):
+        raise BenchError("the evaluation split has no (non-difficult) object to detect", "check the split's annotations")
+    nan_free = lambda v: None if v != v else v  # noqa: E731  JSON has no NaN: a class without GT has no AP
+    voc["ap_voc07"], voc["ap_area"] = [nan_free(v) for v in voc["ap_voc07"]], [nan_free(v) for v in voc["ap_area"]]
+    metrics = {"map_voc07": voc["map_voc07"], "map_area": voc["map_area"], **coco_metrics(gt, dets, num_classes)}
+    per_class = {name: {"ap_voc07": a, "ap_area": b, "gt_objects": n} for name, a, b, n in zip(class_names, voc["ap_voc07"], voc["ap_area"], voc["npos"])}
+    return metrics, {"per_class": per_class, "classes_scored": sum(n > 0 for n in voc["npos"]),
+                     "metric_notes": "map_voc07: VOC2007 11-point AP at IoU 0.5 (the paper's); map_area: area under the PR curve at IoU 0.5; coco_*: pycocotools AP@[.5:.95], AP50, AP75"}
+
+
+class VocDetection(Task):
+    """One detector (`kind`), or several (voc_det), each trained as a cached stage."""
+
+    version = "1"
+    datasets = ("voc",)
+    replaces_head = True
+    kinds: tuple[str, ...] = ()
+    headline = ("map_voc07",)
+
+    def default_config(self) -> dict[str, Any]:
+        if len(self.kinds) == 1:
+            return dict(FRCNN if self.kinds[0] == "frcnn" else SSD)
+        return {"frcnn": dict(FRCNN), "ssd": dict(SSD)}
+
+    def _configs(self, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {self.kinds[0]: config} if len(self.kinds) == 1 else {k: config[k] for k in self.kinds}
+
+    def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
+        from bench.data.voc import read_voc
+
+        cfg = next(iter(self._configs(self.default_config()).values()))
+        test = read_voc(data.dir("voc"), [tuple(cfg["test_set"])])
+        train = read_voc(data.dir("voc"), [tuple(s) for s in cfg["train_sets"]])
+        return {"voc": f"train {train.name}: {len(train.images)} images, {train.num_objects} objects; test {test.name}: {len(test.images)} images, {test.num_objects} objects"}
+
+    def run(self, ctx: RunContext) -> TaskResult:
+        from bench.data.voc import CLASSES, read_voc
+
+        metrics: dict[str, float] = {}
+        details: dict[str, Any] = {}
+        samples: list[dict[str, Any]] = []
+        n_total = n_eval = 0
+        for kind, cfg in self._configs(ctx.config).items():
+            prefix = "" if len(self.kinds) == 1 else f"{kind}_"
+            train = read_voc(ctx.data.dir("voc"), [tuple(s) for s in cfg["train_sets"]])
+            test = read_voc(ctx.data.dir("voc"), [tuple(cfg["test_set"])])
+            model, info = self._trained(ctx, kind, cfg, train)
+            chosen = list(range(min(ctx.limit, len(test.images)) if ctx.limit else len(test.images)))
+            gt, dets = self._detect(ctx, model, test, chosen)
+            m, d = score_detections(gt, dets, len(CLASSES), CLASSES)
+            metrics.update({prefix + k: v for k, v in m.items()})
+            details[kind] = {**d, "train": info, "train_set": train.name, "test_set": test.name}
+            n_total, n_eval = len(test.images), len(chosen)
+        return TaskResult(metrics, n_total, n_eval, samples or None, details)
+
+    def _trained(self, ctx: RunContext, kind: str, cfg: dict[str, Any], train: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+        from bench.data.voc import CLASSES
+        from bench.detection.models import build_detector
+        from bench.detection.train import Schedule, train_detector
+
+        import copy
+
+        card = ctx.backbone.card
+        try:  # a copy: voc_det builds two detectors on the same loaded backbone
+            model = build_detector(kind, copy.deepcopy(ctx.backbone.model), len(CLASSES), card.preprocessing.mean, card.preprocessing.std, cfg)
+        except (ValueError, AttributeError) as exc:
+            raise BenchError(f"cannot build the {kind} detector on {card.name}: {exc}", "detection needs a ResNet-style backbone (conv1, bn1, layer1..layer4)") from None
+        sched = Schedule(int(cfg["iterations"]), int(cfg["batch_size"]), float(cfg["lr"]), tuple(int(s) for s in cfg["steps"]), 0.1, float(cfg["momentum"]),
+                         float(cfg["weight_decay"]), int(cfg["warmup_iters"]), 0.001, int(cfg["checkpoint_every"]))
+        # what the detector's training depends on; the same for voc_det's and voc_det_<kind>'s configs
+        settings = {k: v for k, v in cfg.items() if k not in ("test_set", "preprocessing", "num_classes", "limit")}
+        settings["input_mean_std"] = [list(card.preprocessing.mean), list(card.preprocessing.std)]
+        stage = ctx.stage_dir(kind, {"task_family": "voc_det", "version": self.version, "train": train.name, **settings}, family="voc_det")
+        info = train_detector(model, VocTrainSet(train.images, kind, bool(cfg["train_difficult"])), sched, stage, ctx.device, ctx.seed, ctx.workers,
+                              ctx.progress, ctx.rank, ctx.world_size)
+        return model.to(ctx.device).eval(), info
+
+    def _detect(self, ctx: RunContext, model: torch.nn.Module, test: Any, chosen: list[int]) -> tuple[list[Any], Any]:
+        from tqdm import tqdm
+
+        from bench.evaluation import gather, shard
+        from bench.metrics.voc import Detections, GroundTruth
+
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(VocEvalSet(test.images), shard(chosen, ctx.rank, ctx.world_size)),
+                                             batch_size=max(1, ctx.batch_size), num_workers=ctx.workers, collate_fn=lambda b: b)
+        rows: list[tuple[int, int, float, list[float]]] = []
+        with torch.inference_mode():
+            for batch in tqdm(loader, desc=f"{ctx.backbone.card.name} {self.name} detect", unit="batch", disable=not ctx.progress, leave=False):
+                outputs = model([img.to(ctx.device) for img, _ in batch])
+                for (_, index), out in zip(batch, outputs):
+                    boxes = out["boxes"].float().cpu().numpy().astype(np.float64)
+                    boxes[:, :2] += 1  # back to VOC's 1-based inclusive corners
+                    for b, c, s in zip(boxes, out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()):
+                        rows.append((index, c - 1, s, b.tolist()))
+        rows = [r for part in gather(rows) for r in part]
+        position = {index: k for k, index in enumerate(chosen)}
+        gt = [GroundTruth(test.images[i].boxes, test.images[i].labels, test.images[i].difficult) for i in chosen]
+        dets = Detections(np.array([position[r[0]] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
+                          np.array([r[2] for r in rows], np.float64), np.array([r[3] for r in rows], np.float64).reshape(-1, 4))
+        return gt, dets
+
+
+class VocFasterRCNN(VocDetection):
+    name = "voc_det_frcnn"
+    description = "Pascal VOC07 test mAP of Faster R-CNN (ResNet C4) fine-tuned on VOC07+12 trainval"
+    kinds = ("frcnn",)
+    reported_key = "voc_det_frcnn"
+    metrics = (MetricSpec("map_voc07", True, description="VOC07 11-point mAP at IoU 0.5"), MetricSpec("map_area", True),
+               MetricSpec("coco_ap", True), MetricSpec("coco_ap50", True), MetricSpec("coco_ap75", True))
+
+
+class VocSSD(VocFasterRCNN):
+    name = "voc_det_ssd"
+    description = "Pascal VOC07 test mAP of SSD300 (ResNet layer2/layer3 sources) fine-tuned on VOC07+12 trainval"
+    kinds = ("ssd",)
+    reported_key = "voc_det_ssd"
+
+
+class VocBoth(VocDetection):
+    name = "voc_det"
+    description = "Pascal VOC07 test mAP of Faster R-CNN and SSD (the paper's two columns)"
+    kinds = ("frcnn", "ssd")
+    reported_key = "voc_det"
+    headline = ("frcnn_map_voc07", "ssd_map_voc07")
+    metrics = tuple(MetricSpec(f"{k}_{m}", True) for k in ("frcnn", "ssd") for m in ("map_voc07", "map_area", "coco_ap", "coco_ap50", "coco_ap75"))

@@ -1,0 +1,119 @@
+"""The VOCdevkit reader on generated multi-digit scenes, its one-line errors, and `bench score voc`
+against the classic algorithm (tests/voc_reference.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench.data.voc import CLASSES, read_voc
+from bench.errors import BenchError
+from bench.mini.digits import make_detection_scenes
+from bench.mini.layouts import write_voc
+from voc_reference import classic_ap
+
+
+@pytest.fixture
+def devkit(tmp_path):
+    scenes = make_detection_scenes("val", 30, seed=4)
+    ids = [f"{i:06d}" for i in range(30)]
+    write_voc(tmp_path / "VOCdevkit", "2007", ids, scenes.images, scenes.objects, {"trainval": ids[:12], "test": ids[12:]}, CLASSES)
+    return tmp_path / "VOCdevkit", scenes
+
+
+def test_reads_boxes_1_based_with_difficult_flags(devkit):
+    root, scenes = devkit
+    test = read_voc(root, [("2007", "test")])
+    assert [i.image_id for i in test.images] == [f"{i:06d}" for i in range(12, 30)]
+    for image, objects in zip(test.images, scenes.objects[12:]):
+        assert image.width == image.height == 96
+        assert image.boxes.tolist() == [[x0 + 1, y0 + 1, x1 + 1, y1 + 1] for _, x0, y0, x1, y1, _ in objects]
+        assert image.labels.tolist() == [c for c, *_ in objects] and image.difficult.tolist() == [d for *_, d in objects]
+    assert any(len(i.labels) == 0 for i in test.images) and any(i.difficult.any() for i in test.images)  # the fixture has both
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda r: (r / "VOC2007/Annotations/000013.xml").write_text("<annotation><size>"), "malformed annotation .*000013.xml"),
+    (lambda r: (r / "VOC2007/JPEGImages/000013.jpg").unlink(), "image .*000013.jpg is missing \\(test.txt lists it\\)"),
+    (lambda r: (r / "VOC2007/Annotations/000013.xml").unlink(), "annotation .*000013.xml is missing"),
+    (lambda r: (r / "VOC2007/ImageSets/Main/test.txt").write_text("\n"), "split file .*test.txt is empty"),
+    (lambda r: _edit(r, "<name>[a-z]+</name>", "<name>zebra</name>"), "unknown class 'zebra'"),
+    (lambda r: _edit(r, "<xmax>\\d+</xmax>", "<xmax>200</xmax>"), "is outside the 96x96 image"),
+    (lambda r: _edit(r, "<xmin>\\d+</xmin>", "<xmin>95</xmin>"), "degenerate box|outside"),
+])
+def test_bad_devkits_are_one_line(devkit, damage, message):
+    root, _ = devkit
+    damage(root)
+    with pytest.raises(BenchError, match=message) as err:
+        read_voc(root, [("2007", "test")])
+    assert "\n" not in err.value.message
+
+
+def _edit(root, pattern, replacement):
+    import re
+
+    for path in sorted((root / "VOC2007" / "Annotations").glob("*.xml"))[12:]:
+        text = path.read_text()
+        if "<object>" in text:
+            path.write_text(re.sub(pattern, replacement, text, count=1))
+            return
+
+
+def _detections(test, rng):
+    rows = []
+    for k, image in enumerate(test.images):
+        for box, label in zip(image.boxes, image.labels):
+            for _ in range(int(rng.integers(0, 3))):
+                rows.append((k, int(label), round(float(rng.random()), 3), box + rng.normal(0, 2, 4)))
+        if rng.random() < 0.5:
+            rows.append((k, int(rng.integers(0, 10)), round(float(rng.random()), 3), np.array([5.0, 5.0, 30.0, 40.0])))
+    return rows
+
+
+def test_score_voc_files_and_json_match_the_classic_loop(devkit, tmp_path, run_bench):
+    root, _ = devkit
+    test = read_voc(root, [("2007", "test")])
+    rows = _detections(test, np.random.default_rng(0))
+    out = tmp_path / "results"
+    out.mkdir()
+    for c, name in enumerate(CLASSES):
+        (out / f"comp4_det_test_{name}.txt").write_text("".join(f"{test.images[k].image_id} {s} {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} {b[3]:.2f}\n" for k, cc, s, b in rows if cc == c))
+    code, text, err = run_bench("score", "voc", "--detections", out, "--devkit", root)
+    assert code == 0, err
+    result = json.loads(text)
+    boxes = np.array([[float(f"{v:.2f}") for v in b] for *_, b in rows])
+    plain = [(i.boxes, i.labels, i.difficult) for i in test.images]
+    ref = classic_ap(plain, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), boxes, 20)
+    scored = [a for a in ref if not math.isnan(a)]
+    assert result["map_voc07"] == np.mean([100 * a for a in scored])
+    for name, a in zip(CLASSES, ref):
+        assert result["per_class"][name]["ap_voc07"] == (None if math.isnan(a) else 100 * a)
+    coco = [{"image_id": test.images[k].image_id, "category_id": c + 1, "bbox": [b[0] - 1, b[1] - 1, b[2] - b[0] + 1, b[3] - b[1] + 1], "score": s}
+            for (k, c, s, _), b in zip(rows, boxes)]
+    (tmp_path / "dets.json").write_text(json.dumps(coco))
+    code, text, err = run_bench("score", "voc", "--detections", tmp_path / "dets.json", "--devkit", root, "--split", "2007:test")
+    assert code == 0, err
+    assert json.loads(text)["map_voc07"] == pytest.approx(result["map_voc07"], abs=1e-9)  # same boxes up to x - 1 + 1
+
+
+def test_perfect_detections_score_100(devkit, tmp_path, run_bench):
+    root, _ = devkit
+    test = read_voc(root, [("2007", "test")])
+    coco = [{"image_id": i.image_id, "category_id": int(c) + 1, "bbox": [b[0] - 1, b[1] - 1, b[2] - b[0] + 1, b[3] - b[1] + 1], "score": 1.0}
+            for i in test.images for b, c, d in zip(i.boxes.tolist(), i.labels, i.difficult) if not d]
+    (tmp_path / "dets.json").write_text(json.dumps(coco))
+    code, text, err = run_bench("score", "voc", "--detections", tmp_path / "dets.json", "--devkit", root)
+    result = json.loads(text)
+    assert code == 0 and result["map_voc07"] == pytest.approx(100.0) and result["map_area"] == 100.0 and result["coco_ap"] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("line,message", [("000013 0.5 1 2 3", "line 1 is malformed"), ("999999 0.5 1 2 3 4", "names image '999999', which the split does not list")])
+def test_bad_detection_files_are_one_line(devkit, tmp_path, run_bench, line, message):
+    root, _ = devkit
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "comp4_det_test_bird.txt").write_text(line + "\n")
+    code, out, err = run_bench("score", "voc", "--detections", tmp_path / "r", "--devkit", root)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1

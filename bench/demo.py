@@ -57,7 +57,8 @@ def comparison_table(records: list[dict[str, Any]], headline: dict[str, tuple[st
     return markdown(["Backbone"] + [f"{c} {arrow(m)}" for c, m in columns.items()], rows, right=tuple(range(1, len(columns) + 1)))
 
 
-def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: MiniSpec | None = None) -> int:
+def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: MiniSpec | None = None, settings: dict[str, dict[str, Any]] | None = None) -> int:
+    """`settings` adds per-task settings on top of the mini ones (tests shorten trainings with it)."""
     from bench.runner import RunOptions, run_grid
     from bench.tables import run_table
     from bench.task import DataLocator
@@ -79,7 +80,7 @@ def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: Mi
         headline[entry.name] = entry.load().headline
         t = time.perf_counter()
         opts = RunOptions(data=DataLocator(str(data_root)), results=workdir / "results", workers=0, batch_size=100,
-                          seed=spec.seed, progress=progress, overrides=dict(entry.mini))
+                          seed=spec.seed, progress=progress, overrides={**entry.mini, **(settings or {}).get(entry.name, {})})
         cells = run_grid(backbones, entry.name, opts)
         took[entry.name] = time.perf_counter() - t
         outcomes += cells

@@ -8,11 +8,12 @@ from bench.mini.build import MiniSpec
 from bench.store import ResultsStore
 
 SMALL = MiniSpec(seed=0, train=150, val=40, epochs=1)
+SHORT = {"voc_det_ssd": {"iterations": 4, "checkpoint_every": 2, "batch_size": 4, "warmup_iters": 2}}
 
 
 def test_demo_small(tmp_path, capsys):
     out = tmp_path / "reports"
-    assert demo.run_demo(tmp_path / "work", out, progress=False, spec=SMALL) == 0
+    assert demo.run_demo(tmp_path / "work", out, progress=False, spec=SMALL, settings=SHORT) == 0
     first = capsys.readouterr().out
     for recipe in ("baseline", "mixup", "cutout", "cutmix"):
         assert f"| mini_{recipe} " in first
@@ -23,13 +24,13 @@ def test_demo_small(tmp_path, capsys):
     assert [r.split("|")[1].strip() for r in rows] == ["mini_baseline", "mini_mixup", "mini_cutout", "mini_cutmix"]
     assert "(" not in rows[0] and all("(+" in r or "(-" in r for r in rows[1:])  # deltas against the baseline
     header = next(line for line in table.splitlines() if line.startswith("| Backbone"))
-    for column in ("imagenet_cls/top1_err", "cub_loc/top1_loc", "cub_loc/maxboxacc_v2", "imagenet_loc/top1_loc", "imagenet_loc/maxboxacc_v2"):
+    for column in ("imagenet_cls/top1_err", "cub_loc/top1_loc", "cub_loc/maxboxacc_v2", "imagenet_loc/top1_loc", "imagenet_loc/maxboxacc_v2", "voc_det_ssd/map_voc07"):
         assert column in header
     assert "maxboxacc@30" not in header and "gt_known_loc" not in header  # the WSOL tasks' headline metrics only
     records = list(ResultsStore.open(tmp_path / "work" / "results", write=False).records())
-    assert len(records) == 12 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
+    assert len(records) == 16 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
     # warm: nothing regenerated, retrained or re-run, and the same table
-    assert demo.run_demo(tmp_path / "work", out, progress=False, spec=SMALL) == 0
+    assert demo.run_demo(tmp_path / "work", out, progress=False, spec=SMALL, settings=SHORT) == 0
     second = capsys.readouterr().out
     assert "| new" not in second and second.count("cached") == first.count("| new")
     assert (out / "README.md").read_text() == table

@@ -233,3 +233,46 @@ def test_torchrun_wsol_fine_tunes_data_parallel_and_scores_like_one_process(tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     three = json.loads(bench("export", "--results", tmp_path / "three").stdout)
     assert three[0]["details"]["finetune"]["cached"] and three[0]["metrics"] == one[0]["metrics"]
+
+
+def test_torchrun_voc_detection_equals_one_process(tmp_path):
+    """voc_det_ssd under torchrun (two CPU processes on gloo): the detector trains data-parallel
+    and rank 0 alone writes; evaluating that stage sharded over two processes gives the same
+    metrics as one process; a run killed mid-training resumes from its checkpoint."""
+    import torch
+
+    from bench.mini.model import mini_resnet
+    from test_detection import args_for, write_tiny_voc
+
+    root = write_tiny_voc(tmp_path / "data")
+    torch.manual_seed(0)
+    ckpt = save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = args_for("voc_det_ssd", ckpt, root, tmp_path / "two")[1:]
+    dist = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench", "run", *map(str, common)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert dist.returncode == 0, dist.stderr[-3000:]
+    two = json.loads(bench("export", "--results", tmp_path / "two").stdout)
+    assert len(two) == 1 and two[0]["device"]["world_size"] == 2
+    train = two[0]["details"]["ssd"]["train"]
+    assert not train["cached"] and train["world_size"] == 2 and Path(train["stage_dir"], "detector.pt").is_file()
+    one = bench(*args_for("voc_det_ssd", ckpt, root, tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    single = json.loads(bench("export", "--results", tmp_path / "one").stdout)[0]
+    assert single["details"]["ssd"]["train"]["cached"] and single["metrics"] == two[0]["metrics"]
+
+    # killed mid-training (after its first checkpoint), then run again: it resumes
+    slow = args_for("voc_det_ssd", ckpt, root, tmp_path / "three", extra=["iterations=40", "checkpoint_every=2"])
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *map(str, slow)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    cache = Path(os.environ["BENCH_CACHE"]) / "artifacts" / "voc_det" / "ssd"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.glob("*/state.pt")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    states = list(cache.glob("*/state.pt"))
+    assert states, "no checkpoint was written before the kill"
+    again = bench(*slow)
+    assert again.returncode == 0, again.stderr
+    record = json.loads(bench("export", "--results", tmp_path / "three").stdout)[0]
+    assert record["details"]["ssd"]["train"]["resumed_from_iteration"] >= 2

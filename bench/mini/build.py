@@ -69,7 +69,10 @@ def write_cub(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
     write(root / "CUB_200_2011", images, labels, boxes, [True] * len(train.labels) + [False] * len(val.labels), [f"Digit_{d}" for d in range(10)])
 
 
-VOC_SIZES = {"2007": (240, 160), "2012": (240, 0)}  # (trainval, test) scenes per year
+def voc_sizes(spec: "MiniSpec") -> dict[str, tuple[int, int]]:
+    """(trainval, test) scenes per VOC year: 240 + 240 train and 160 test at the default scale."""
+    trainval, test = max(4, spec.train * 12 // 100), max(4, spec.val * 16 // 100)
+    return {"2007": (trainval, test), "2012": (trainval, 0)}
 
 
 def write_voc(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
@@ -80,7 +83,7 @@ def write_voc(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
     from bench.mini.digits import make_detection_scenes
     from bench.mini.layouts import write_voc as write
 
-    for year, (trainval, test) in VOC_SIZES.items():
+    for year, (trainval, test) in voc_sizes(spec).items():
         train_scenes = make_detection_scenes("train", trainval, spec.seed + int(year))
         test_scenes = make_detection_scenes("val", test, spec.seed + int(year)) if test else None
         ids = [f"{year}_{i:06d}" if year != "2007" else f"{i:06d}" for i in range(trainval + test)]

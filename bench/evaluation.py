@@ -28,6 +28,13 @@ def init_distributed(device: str) -> None:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def data_parallel(model: torch.nn.Module, device: str, world_size: int) -> torch.nn.Module:
+    """The model wrapped in DistributedDataParallel under torchrun, itself in one process."""
+    if world_size <= 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+
+
 def shard(indices: Sequence[int], rank: int, size: int) -> list[int]:
     return list(indices)[rank::size]
 

@@ -96,9 +96,9 @@ def finetune(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, history = int(state["epoch"]), list(state["history"])
-    net: torch.nn.Module = model
-    if world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    from bench.evaluation import data_parallel
+
+    net = data_parallel(model, device, world_size)
     started = time.perf_counter()
     per_epoch = -(-(len(dataset) // world_size) // cfg.batch_size)
     bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, desc="fine-tune", unit="step", disable=not progress, leave=False)

@@ -27,7 +27,7 @@ TASKS.add(
     mini={"epochs": 1, "batch_size": 64, "lr_head": 0.025, "lr_body": 0.0025, "step": 1, "resize": 73, "crop": 64, "wsoleval_size": 64, "interval": 0.01},
 )
 # mini detection: 96x96 scenes, scaled anchors and proposal counts, a few hundred images' worth of steps
-MINI_FRCNN = {"iterations": 150, "batch_size": 8, "lr": 0.01, "steps": [120], "warmup_iters": 20, "checkpoint_every": 50, "min_size": 96, "max_size": 96,
+MINI_FRCNN = {"iterations": 300, "batch_size": 8, "lr": 0.02, "steps": [240], "warmup_iters": 20, "checkpoint_every": 100, "min_size": 96, "max_size": 96,
               "anchor_sizes": [16, 32, 64], "rois_per_image": 64, "rpn_top_n": [300, 100, 300, 50]}
 MINI_SSD = {"iterations": 80, "batch_size": 8, "lr": 0.01, "steps": [64], "warmup_iters": 20, "checkpoint_every": 40, "size": 96}
 TASKS.add(

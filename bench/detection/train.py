@@ -163,9 +163,9 @@ def _train(model, dataset, sched, stage_dir, device, seed, workers, progress, ra
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history = int(state["iteration"]), list(state["history"])
-    net: torch.nn.Module = model
-    if world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    from bench.evaluation import data_parallel
+
+    net = data_parallel(model, device, world_size)
     per_rank = sched.batch_size // world_size
     # loader workers prepare whole batches in parallel; the DataLoader hands them back in plan order
     loader = torch.utils.data.DataLoader(_Samples(dataset), batch_sampler=_plan(len(dataset), per_rank, seed, start, rank, world_size),

@@ -21,7 +21,8 @@ from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult
 COMMON = {
     "train_sets": [["2007", "trainval"], ["2012", "trainval"]],
     "test_set": ["2007", "test"],
-    "frozen_stages": 2,  # stem + layer1 frozen (detectron2 FREEZE_AT=2); BatchNorm always frozen
+    "frozen_stages": 2,  # stem + layer1 frozen (detectron2 FREEZE_AT=2)
+    "freeze_bn": True,  # FrozenBatchNorm2d with the checkpoint's statistics
     "train_difficult": False,  # difficult objects are left out of training, as in both paper codebases
     "warmup_iters": 500,
     "checkpoint_every": 1000,
@@ -170,6 +171,11 @@ class VocDetection(Task):
             chosen = list(range(min(ctx.limit, len(test.images)) if ctx.limit else len(test.images)))
             gt, dets = self._detect(ctx, model, test, chosen)
             m, d = score_detections(gt, dets, len(CLASSES), CLASSES)
+            # per image: [class, score, x1, y1, x2, y2] (1-based VOC corners), as `bench score voc` reads them back
+            per_image: dict[int, list[list[Any]]] = {k: [] for k in range(len(chosen))}
+            for k, c, sc, b in zip(dets.image.tolist(), dets.labels.tolist(), dets.scores.tolist(), dets.boxes.tolist()):
+                per_image[k].append([CLASSES[c], round(sc, 5)] + [round(v, 2) for v in b])
+            samples += [{"detector": kind, "id": test.images[i].image_id, "detections": per_image[k]} for k, i in enumerate(chosen)]
             metrics.update({prefix + k: v for k, v in m.items()})
             details[kind] = {**d, "train": info, "train_set": train.name, "test_set": test.name}
             n_total, n_eval = len(test.images), len(chosen)

@@ -60,40 +60,76 @@ def args_for(task, ckpt, root, results, extra=()):
     return args
 
 
+def recomputed_map(info, kind, cfg, test):
+    """VOC07 mAP of a trained stage, recomputed: classic torchvision to_tensor input, one image at a
+    time, the classic per-detection loop."""
+    from PIL import Image
+    from torchvision.transforms.functional import to_tensor
+
+    from bench.detection.models import build_detector
+
+    model = build_detector(kind, mini_resnet(10), 20, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], cfg)
+    model.load_state_dict(torch.load(f"{info['stage_dir']}/detector.pt", weights_only=True)["model"])
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        for k, image in enumerate(test.images):
+            out = model([to_tensor(Image.open(image.path).convert("RGB"))])[0]
+            for b, c, s in zip(out["boxes"].tolist(), out["labels"].tolist(), out["scores"].tolist()):
+                rows.append((k, c - 1, s, [b[0] + 1, b[1] + 1, b[2], b[3]]))
+    ref = classic_ap([(i.boxes, i.labels, i.difficult) for i in test.images], np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                     np.array([r[2] for r in rows]), np.array([r[3] for r in rows]).reshape(-1, 4), 20)
+    return float(np.mean([100 * a for a in ref if not math.isnan(a)]))
+
+
 def test_voc_det_metrics_equal_an_independent_recomputation(run_bench, voc_root, mini_ckpt, tmp_path):
     code, out, err = run_bench(*args_for("voc_det", mini_ckpt, voc_root, tmp_path / "r"))
     assert code == 0, err
     record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
     assert set(record["metrics"]) == {f"{k}_{m}" for k in ("frcnn", "ssd") for m in ("map_voc07", "map_area", "coco_ap", "coco_ap50", "coco_ap75")}
     test = read_voc(voc_root / "VOCdevkit", [("2007", "test")])
-    from bench.detection.models import build_detector
-    from tasks import TASKS
-
     for kind in ("frcnn", "ssd"):
         info = record["details"][kind]["train"]
         assert info["train_images"] == 16 and not info["cached"] and record["details"][kind]["train_set"] == "07 trainval+12 trainval"
-        cfg = {**TASKS.get("voc_det").load()().default_config()[kind], **{k.split(".", 1)[1]: v for k, v in TASKS.get("voc_det").mini.items() if k.startswith(kind)}}
-        model = build_detector(kind, mini_resnet(10), 20, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], cfg)
-        model.load_state_dict(torch.load(f"{info['stage_dir']}/detector.pt", weights_only=True)["model"])
-        model.eval()
-        rows = []
-        from PIL import Image
-        from torchvision.transforms.functional import to_tensor
-
-        with torch.no_grad():
-            for k, image in enumerate(test.images):
-                out = model([to_tensor(Image.open(image.path).convert("RGB"))])[0]
-                for b, c, s in zip(out["boxes"].tolist(), out["labels"].tolist(), out["scores"].tolist()):
-                    rows.append((k, c - 1, s, [b[0] + 1, b[1] + 1, b[2], b[3]]))
-        ref = classic_ap([(i.boxes, i.labels, i.difficult) for i in test.images], np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                         np.array([r[2] for r in rows]), np.array([r[3] for r in rows]).reshape(-1, 4), 20)
-        scored = [100 * a for a in ref if not math.isnan(a)]
-        assert record["metrics"][f"{kind}_map_voc07"] == pytest.approx(np.mean(scored), abs=1e-9)
+        assert record["metrics"][f"{kind}_map_voc07"] == pytest.approx(recomputed_map(info, kind, record["task"]["config"][kind], test), abs=1e-9)
     # the single-detector task shares the trained stage
     code, _, err = run_bench(*args_for("voc_det_ssd", mini_ckpt, voc_root, tmp_path / "r2"))
     assert code == 0, err
     single = json.loads(run_bench("export", "--results", tmp_path / "r2")[1])[-1]
     assert single["details"]["ssd"]["train"]["cached"] and single["metrics"]["map_voc07"] == record["metrics"]["ssd_map_voc07"]
+
+
+def test_fpn_design_and_trainable_batchnorm(run_bench, voc_root, mini_ckpt, tmp_path):
+    code, _, err = run_bench(*args_for("voc_det_frcnn", mini_ckpt, voc_root, tmp_path / "r", extra=["design=fpn", "freeze_bn=false"]))
+    assert code == 0, err
+    record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
+    test = read_voc(voc_root / "VOCdevkit", [("2007", "test")])
+    info = record["details"]["frcnn"]["train"]
+    assert record["metrics"]["map_voc07"] == pytest.approx(recomputed_map(info, "frcnn", record["task"]["config"], test), abs=1e-9)
+
+
+def test_batchnorm_and_early_stages_are_frozen_with_the_checkpoint_statistics():
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from bench.detection.models import build_detector
+    from tasks.detection import FRCNN
+
+    torch.manual_seed(0)
+    net = mini_resnet(10)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    reference = {k: v.clone() for k, v in net.state_dict().items()}
+    cfg = {**FRCNN, "min_size": 96, "max_size": 96, "anchor_sizes": [16, 32, 64]}
+    model = build_detector("frcnn", net, 20, [0.5] * 3, [0.25] * 3, cfg)
+    bns = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, FrozenBatchNorm2d))]
+    assert bns and all(isinstance(m, FrozenBatchNorm2d) for m in bns)
+    body = model.backbone
+    assert torch.equal(body.stem[1].running_mean, reference["bn1.running_mean"]) and torch.equal(body.layer2[0].conv1.weight, reference["layer2.0.conv1.weight"])
+    assert not any(p.requires_grad for p in body.stem.parameters()) and not any(p.requires_grad for p in body.layer1.parameters())
+    assert all(p.requires_grad for p in body.layer2.parameters()) and model.transform.image_mean == [0.5] * 3
+    unfrozen = build_detector("frcnn", mini_resnet(10), 20, [0.5] * 3, [0.25] * 3, {**cfg, "freeze_bn": False})
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in unfrozen.modules())
 
 
 def _dataset(voc_root, kind):

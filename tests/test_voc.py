@@ -117,3 +117,42 @@ def test_bad_detection_files_are_one_line(devkit, tmp_path, run_bench, line, mes
     (tmp_path / "r" / "comp4_det_test_bird.txt").write_text(line + "\n")
     code, out, err = run_bench("score", "voc", "--detections", tmp_path / "r", "--devkit", root)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_coco_numbers_equal_pycocotools_on_hand_written_files(devkit, tmp_path, run_bench):
+    """The COCO-style numbers against pycocotools run on COCO JSON files written here from the XML:
+    boxes [x1 - 1, y1 - 1, w, h], difficult objects as crowd regions."""
+    import contextlib
+    import io
+    import xml.etree.ElementTree as ET
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    root, _ = devkit
+    ids = (root / "VOC2007" / "ImageSets" / "Main" / "test.txt").read_text().split()
+    images, anns = [], []
+    for n, image_id in enumerate(ids):
+        xml = ET.parse(root / "VOC2007" / "Annotations" / f"{image_id}.xml").getroot()
+        images.append({"id": n, "file_name": image_id, "width": 96, "height": 96})
+        for obj in xml.iter("object"):
+            x1, y1, x2, y2 = (float(obj.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            anns.append({"id": len(anns) + 1, "image_id": n, "category_id": CLASSES.index(obj.findtext("name")) + 1,
+                         "bbox": [x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1], "area": (x2 - x1 + 1) * (y2 - y1 + 1), "iscrowd": int(obj.findtext("difficult"))})
+    (tmp_path / "gt.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": c + 1, "name": n} for c, n in enumerate(CLASSES)]}))
+    test = read_voc(root, [("2007", "test")])
+    rows = _detections(test, np.random.default_rng(1))
+    results = [{"image_id": k, "category_id": c + 1, "bbox": [b[0] - 1, b[1] - 1, b[2] - b[0] + 1, b[3] - b[1] + 1], "score": s} for k, c, s, b in rows]
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(tmp_path / "gt.json"))
+        ev = COCOeval(gt, gt.loadRes(str(tmp_path / "res.json")), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    ours = [{**r, "image_id": ids[r["image_id"]]} for r in results]
+    (tmp_path / "dets.json").write_text(json.dumps(ours))
+    code, text, err = run_bench("score", "voc", "--detections", tmp_path / "dets.json", "--devkit", root)
+    assert code == 0, err
+    result = json.loads(text)
+    assert (result["coco_ap"], result["coco_ap50"], result["coco_ap75"]) == (100 * ev.stats[0], 100 * ev.stats[1], 100 * ev.stats[2])

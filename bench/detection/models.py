@@ -8,9 +8,9 @@ detection models; only the backbone wiring is ours).
   (1x1 reduce, 3x3 stride 2) until the map is 3x3 or smaller and one last valid 3x3 to 1x1, as
   SSD300's extras; torchvision's SSD head, box coder, matching and loss.
 
-BatchNorm is frozen (FrozenBatchNorm2d, statistics and affine from the checkpoint) and the stem
-and the first `frozen_stages` stages are not trained; torchvision's weights_backbone=None path
-would instead make BN trainable, which is not the protocol. The detector normalises its input
+BatchNorm is frozen by default (FrozenBatchNorm2d, statistics and affine from the checkpoint)
+and the stem and the first `frozen_stages` stages are not trained; torchvision's
+weights_backbone=None path would instead make BN trainable without saying so. The detector normalises its input
 with the card's own mean and std.
 """
 
@@ -92,7 +92,6 @@ def faster_rcnn(net: nn.Module, num_classes: int, mean: list[float], std: list[f
     from torchvision.models.detection.rpn import AnchorGenerator
     from torchvision.ops import MultiScaleRoIAlign
 
-    freeze_batchnorm(net)
     freeze_stages(net, frozen_stages)
     pre_train, post_train, pre_test, post_test = rpn_top_n
     common = dict(min_size=min_size, max_size=max_size, image_mean=list(mean), image_std=list(std), box_batch_size_per_image=rois_per_image,
@@ -168,7 +167,6 @@ def ssd(net: nn.Module, num_classes: int, mean: list[float], std: list[float], s
     from torchvision.models.detection.ssd import SSD
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 
-    freeze_batchnorm(net)
     freeze_stages(net, frozen_stages)
     backbone = SSDBackbone(net, size)
     n = len(backbone.out_channels)
@@ -181,6 +179,10 @@ def ssd(net: nn.Module, num_classes: int, mean: list[float], std: list[float], s
 
 
 def build_detector(kind: str, net: nn.Module, num_classes: int, mean: list[float], std: list[float], config: dict[str, Any]) -> nn.Module:
+    """The detector `kind` ('frcnn' or 'ssd') on `net`, BatchNorm frozen unless config['freeze_bn'] is false
+    (then BN layers train with batch statistics, as in protocols that fine-tune them)."""
+    if config.get("freeze_bn", True):
+        freeze_batchnorm(net)
     if kind == "frcnn":
         return faster_rcnn(net, num_classes, mean, std, config["design"], config["min_size"], config["max_size"], config["frozen_stages"],
                            tuple(config["anchor_sizes"]), config["rois_per_image"], tuple(config["rpn_top_n"]))

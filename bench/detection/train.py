@@ -127,8 +127,6 @@ def train_detector(
     on_checkpoint: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Train in place, or load the finished stage; returns what the record keeps."""
-    from tqdm import tqdm
-
     from bench.evaluation import broadcast
 
     final = stage_dir / "detector.pt"
@@ -146,13 +144,16 @@ def train_detector(
     if error is not None:
         raise BenchError(*error)
     try:
-        return _train(model, dataset, sched, stage_dir, device, seed, workers, progress, rank, world_size, on_checkpoint, tqdm)
+        return _train(model, dataset, sched, stage_dir, device, seed, workers, progress, rank, world_size, on_checkpoint)
     finally:
         if lock is not None:
             lock.close()
 
 
-def _train(model, dataset, sched, stage_dir, device, seed, workers, progress, rank, world_size, on_checkpoint, tqdm) -> dict[str, Any]:  # noqa: ANN001
+def _train(model: torch.nn.Module, dataset: Any, sched: Schedule, stage_dir: Path, device: str, seed: int, workers: int, progress: bool,
+           rank: int, world_size: int, on_checkpoint: Callable[[int], None] | None) -> dict[str, Any]:
+    from tqdm import tqdm
+
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=sched.lr, momentum=sched.momentum, weight_decay=sched.weight_decay)

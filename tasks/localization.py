@@ -57,13 +57,6 @@ class SizedImages(torch.utils.data.Dataset):
         return self.transform(image), self.targets[index], index, image.width, image.height
 
 
-class Images(SizedImages):
-    """(uint8 image, target, index), for training."""
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:  # type: ignore[override]
-        return super().__getitem__(index)[:3]
-
-
 def check_boxes_inside(split: LocSplit) -> None:
     """Every GT box must overlap its image (read from the file's header); found before any
     training, not in the middle of a long run. Boxes that stick out past the border are kept as
@@ -219,6 +212,8 @@ class Localization(Task):
         ft = FinetuneConfig(int(config["epochs"]), int(config["batch_size"]), float(config["lr_head"]), float(config["lr_body"]),
                             int(config["step"]), float(config["gamma"]), float(config["momentum"]), float(config["weight_decay"]))
         ft.check()
+        if ft.epochs == 0:  # the protocol scores a fine-tuned classifier; the backbone's own head is not loaded
+            raise BenchError("epochs=0 would score an untrained classifier", "fine-tune for at least one epoch")
         return protocols, [int(v) for v in ious], ft
 
     @staticmethod
@@ -239,7 +234,7 @@ class Localization(Task):
         return model, changed
 
     def run(self, ctx: RunContext) -> TaskResult:
-        from bench.data.images import Normalizer
+        from bench.data.images import ImageList, Normalizer
         from bench.finetune import finetune
 
         protocols, ious, ft = self._settings(ctx.config)
@@ -252,14 +247,11 @@ class Localization(Task):
         train_settings = {"dataset": self.datasets[0], "classes": len(split.classes), "finetune": ft.__dict__,
                           "resize": cfg["resize"], "crop": cfg["crop"], "layer4_stride": cfg["layer4_stride"]}
         stage = ctx.stage_dir("finetune", train_settings)
-        if ft.epochs > 0:
-            train = self.read_train(ctx.data)
-            if len(train.classes) != len(split.classes):
-                raise BenchError(f"the train split has {len(train.classes)} classes, the {cfg['split']} split {len(split.classes)}", "use splits of the same dataset")
-            info = finetune(model, card.head[0], Images(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
-                            ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size)
-        else:
-            raise BenchError("epochs=0 would score an untrained classifier", "fine-tune for at least one epoch")
+        train = self.read_train(ctx.data)
+        if len(train.classes) != len(split.classes):
+            raise BenchError(f"the train split has {len(train.classes)} classes, the {cfg['split']} split {len(split.classes)}", "use splits of the same dataset")
+        info = finetune(model, card.head[0], ImageList(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
+                        ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size)
         model = model.to(ctx.device).eval()
         n_total = len(split.images)
         chosen = list(range(min(ctx.limit, n_total) if ctx.limit else n_total))

@@ -175,10 +175,11 @@ def test_finetuning_resumes_to_the_same_weights(tmp_path, cub_root, monkeypatch)
     from bench.data.cub import read_cub
     from bench.data.images import Normalizer
     from bench.cards import Preprocessing
-    from tasks.localization import Images, train_transform
+    from bench.data.images import ImageList
+    from tasks.localization import train_transform
 
     train = read_cub(cub_root / "CUB_200_2011", "train")
-    dataset = Images(train.images, train.targets, train_transform(73, 64))
+    dataset = ImageList(train.images, train.targets, train_transform(73, 64))
     cfg = ft.FinetuneConfig(epochs=2, batch_size=16, lr_head=0.01, lr_body=0.001, step=1)
     prepare = Normalizer(Preprocessing(), "cpu")
 

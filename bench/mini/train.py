@@ -8,7 +8,6 @@ the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 
 from bench.cards import Preprocessing
 from bench.data.images import Normalizer
+from bench.finetune import save_atomic
 from bench.mini.model import mini_resnet
 from bench.mini.recipes import Recipe
 
@@ -45,13 +45,6 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     dx, dy = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=generator))
     return padded[:, :, dy:dy + x.shape[2], dx:dx + x.shape[3]]
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".part-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train(
@@ -103,7 +96,7 @@ def train(
             loss_sum += float(loss.detach()) * len(idx)
             bar.update(1)
         history.append(loss_sum / len(x))
-        _save_atomic(
+        save_atomic(
             {"config": asdict(cfg), "epoch": epoch + 1, "history": history, "model": model.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(), "generator": gen.get_state()},
             state_path,
@@ -118,4 +111,4 @@ def train(
 def save_official(model: torch.nn.Module, path: Path, epoch: int, err1: float | None = None, err5: float | None = None) -> None:
     """{'epoch','arch','state_dict' (module.-prefixed),'best_err1','best_err5','optimizer'}, written atomically."""
     state = {f"module.{k}": v for k, v in model.state_dict().items()}
-    _save_atomic({"epoch": epoch, "arch": "resnet", "state_dict": state, "best_err1": err1, "best_err5": err5, "optimizer": {}}, path)
+    save_atomic({"epoch": epoch, "arch": "resnet", "state_dict": state, "best_err1": err1, "best_err5": err5, "optimizer": {}}, path)

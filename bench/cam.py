@@ -1,5 +1,6 @@
 """Class activation maps from one forward pass: a hook keeps the CAM layer's output, and one
-einsum over the batch weighs it by the classifier rows.
+einsum over the batch weighs it by the classifier rows. `CamComputer` adds the Grad-CAM family
+(grad-cam package) behind the same call.
 
 CAM (wsolevaluation's ResNet definition): the class-weighted mean over channels of the last
 feature map, with no classifier bias and no ReLU. Upsampling (cv2 bicubic to the input size) and
@@ -51,3 +52,40 @@ def scoremaps(cams: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
     import cv2
 
     return [normalize_scoremap(cv2.resize(c, size, interpolation=cv2.INTER_CUBIC)) for c in cams.detach().float().cpu().numpy()]
+
+
+CAM_METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam", "eigencam")
+
+
+class CamComputer:
+    """Logits and CAMs for a batch: plain CAM with one forward pass and one einsum, or a Grad-CAM
+    family method from the grad-cam package (one target per image: its loss sums over the batch)."""
+
+    def __init__(self, model: torch.nn.Module, layer: str, classifier: str, method: str):
+        self.model, self.method = model, method
+        self.extractor = CamExtractor(model, layer, classifier)
+        self.layer = dict(model.named_modules())[layer]
+
+    def __call__(self, x: torch.Tensor, classes: list[torch.Tensor | None], size: tuple[int, int]) -> tuple[torch.Tensor, list[list[np.ndarray]]]:
+        """Logits, and for each entry of `classes` (None: the predicted class) one score map per image."""
+        with torch.inference_mode():
+            logits = self.extractor(x)
+            wanted = [logits.argmax(1) if c is None else c.to(logits.device) for c in classes]
+            if self.method == "cam":
+                return logits, [scoremaps(self.extractor.cams(c), size) for c in wanted]
+        return logits, [self._grad_cam(x, c, size) for c in wanted]
+
+    def _grad_cam(self, x: torch.Tensor, classes: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
+        import cv2
+        import pytorch_grad_cam as gc
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        method = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "xgradcam": gc.XGradCAM, "hirescam": gc.HiResCAM,
+                  "layercam": gc.LayerCAM, "scorecam": gc.ScoreCAM, "eigencam": gc.EigenCAM}[self.method]
+        with torch.enable_grad(), method(model=self.model, target_layers=[self.layer]) as cam:
+            maps = cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(c)) for c in classes])
+        # grad-cam returns maps at the input size after ReLU and min-max; bring them to `size` with our convention
+        return [normalize_scoremap(m if m.shape[::-1] == size else cv2.resize(m, size, interpolation=cv2.INTER_CUBIC)) for m in maps]
+
+    def close(self) -> None:
+        self.extractor.remove()

@@ -60,7 +60,8 @@ def cam_figure(records: list[dict[str, Any]], data: Any, output: Path, images: i
     from bench.data.images import Normalizer, load_rgb
     from bench.metrics.wsol import crop_box, largest_component_box
     from tasks import TASKS
-    from tasks.localization import CamComputer, Localization, eval_transform
+    from bench.cam import CamComputer
+    from tasks.localization import Localization, eval_transform
 
     tasks = {r["task"]["name"] for r in records}
     if len(tasks) != 1:

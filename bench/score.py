@@ -205,8 +205,7 @@ def read_voc_detections(path: Path, ids: list[str], class_names: tuple[str, ...]
 def score_voc(detections: Path, devkit: Path, split: str = "2007:test") -> dict[str, Any]:
     """VOC07 11-point mAP, area mAP, COCO-style AP and per-class AP of detections against a split."""
     from bench.data.voc import CLASSES, read_voc
-    from bench.metrics.voc import GroundTruth
-    from tasks.detection import score_detections
+    from bench.metrics.voc import GroundTruth, detection_metrics
 
     year, _, name = split.partition(":")
     if not year or not name:
@@ -214,5 +213,8 @@ def score_voc(detections: Path, devkit: Path, split: str = "2007:test") -> dict[
     data = read_voc(devkit, [(year, name)])
     dets = read_voc_detections(detections, [i.image_id for i in data.images], CLASSES)
     gt = [GroundTruth(i.boxes, i.labels, i.difficult) for i in data.images]
-    metrics, details = score_detections(gt, dets, len(CLASSES), CLASSES)
+    try:
+        metrics, details = detection_metrics(gt, dets, CLASSES)
+    except ValueError as exc:
+        raise BenchError(f"{exc} in {data.name}", "score against a split with annotated objects") from None
     return {**metrics, "images": len(data.images), "detections": int(len(dets.scores)), "split": data.name, **details}

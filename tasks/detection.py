@@ -86,49 +86,14 @@ class VocEvalSet(torch.utils.data.Dataset):
         return v2.functional.to_dtype(v2.functional.pil_to_tensor(load_rgb(self.images[index].path)), torch.float32, scale=True), index
 
 
-def coco_metrics(gt: list[Any], dets: Any, num_classes: int) -> dict[str, float]:
-    """COCO-style AP, AP50, AP75 with pycocotools; boxes in COCO's [x, y, w, h] with the +1 of
-    VOC's inclusive corners; difficult objects are crowd regions."""
-    import contextlib
-    import io
+def detection_scores(gt: list[Any], dets: Any, class_names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, Any]]:
+    """bench.metrics.voc.detection_metrics, with its one error as a BenchError."""
+    from bench.metrics.voc import detection_metrics
 
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, annotations = [], []
-    for i, g in enumerate(gt):
-        images.append({"id": i, "width": 1, "height": 1})
-        for k, (box, label, difficult) in enumerate(zip(g.boxes, g.labels, g.difficult)):
-            w, h = box[2] - box[0] + 1, box[3] - box[1] + 1
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1, "bbox": [float(box[0]), float(box[1]), float(w), float(h)],
-                                "area": float(w * h), "iscrowd": int(difficult)})
-    if not annotations or not len(dets.scores):
-        return {"coco_ap": 0.0, "coco_ap50": 0.0, "coco_ap75": 0.0}
-    coco = COCO()
-    coco.dataset = {"images": images, "annotations": annotations, "categories": [{"id": c + 1} for c in range(num_classes)]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-        results = coco.loadRes([{"image_id": int(i), "category_id": int(c) + 1, "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0] + 1), float(b[3] - b[1] + 1)], "score": float(s)}
-                                for i, c, s, b in zip(dets.image, dets.labels, dets.scores, dets.boxes)])
-        ev = COCOeval(coco, results, "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return {"coco_ap": 100 * float(ev.stats[0]), "coco_ap50": 100 * float(ev.stats[1]), "coco_ap75": 100 * float(ev.stats[2])}
-
-
-def score_detections(gt: list[Any], dets: Any, num_classes: int, class_names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, Any]]:
-    from bench.metrics.voc import voc_detection_ap
-
-    voc = voc_detection_ap(gt, dets, num_classes)
-    if not any(voc["npos"]):
-        raise BenchError("the evaluation split has no (non-difficult) object to detect", "check the split's annotations")
-    nan_free = lambda v: None if v != v else v  # noqa: E731  JSON has no NaN: a class without GT has no AP
-    voc["ap_voc07"], voc["ap_area"] = [nan_free(v) for v in voc["ap_voc07"]], [nan_free(v) for v in voc["ap_area"]]
-    metrics = {"map_voc07": voc["map_voc07"], "map_area": voc["map_area"], **coco_metrics(gt, dets, num_classes)}
-    per_class = {name: {"ap_voc07": a, "ap_area": b, "gt_objects": n} for name, a, b, n in zip(class_names, voc["ap_voc07"], voc["ap_area"], voc["npos"])}
-    return metrics, {"per_class": per_class, "classes_scored": sum(n > 0 for n in voc["npos"]),
-                     "metric_notes": "map_voc07: VOC2007 11-point AP at IoU 0.5 (the paper's); map_area: area under the PR curve at IoU 0.5; coco_*: pycocotools AP@[.5:.95], AP50, AP75"}
+    try:
+        return detection_metrics(gt, dets, class_names)
+    except ValueError as exc:
+        raise BenchError(str(exc), "check the split's annotations") from None
 
 
 class VocDetection(Task):
@@ -170,7 +135,7 @@ class VocDetection(Task):
             model, info = self._trained(ctx, kind, cfg, train)
             chosen = list(range(min(ctx.limit, len(test.images)) if ctx.limit else len(test.images)))
             gt, dets = self._detect(ctx, model, test, chosen)
-            m, d = score_detections(gt, dets, len(CLASSES), CLASSES)
+            m, d = detection_scores(gt, dets, CLASSES)
             # per image: [class, score, x1, y1, x2, y2] (1-based VOC corners), as `bench score voc` reads them back
             per_image: dict[int, list[list[Any]]] = {k: [] for k in range(len(chosen))}
             for k, c, sc, b in zip(dets.image.tolist(), dets.labels.tolist(), dets.scores.tolist(), dets.boxes.tolist()):

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.cam import CAM_METHODS, CamComputer
 from bench.errors import BenchError
 from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult
 
 PROTOCOLS = ("paper", "wsoleval")
-CAM_METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam", "eigencam")
 
 
 @dataclass
@@ -100,46 +100,6 @@ def set_layer_stride(layer: nn.Module, stride: int) -> list[str]:
             module.stride = (stride, stride)
             changed.append(name)
     return changed
-
-
-class CamComputer:
-    """Logits and CAMs for a batch: plain CAM with one forward pass and one einsum, or a Grad-CAM
-    family method from the grad-cam package (one target per image: its loss sums over the batch)."""
-
-    def __init__(self, model: nn.Module, layer: str, classifier: str, method: str):
-        from bench.cam import CamExtractor
-
-        self.model, self.method = model, method
-        self.extractor = CamExtractor(model, layer, classifier)
-        self.layer = dict(model.named_modules())[layer]
-
-    def __call__(self, x: torch.Tensor, classes: list[torch.Tensor | None], size: tuple[int, int]) -> tuple[torch.Tensor, list[list[np.ndarray]]]:
-        """Logits, and for each entry of `classes` (None: the predicted class) one score map per image."""
-        from bench.cam import scoremaps
-
-        with torch.inference_mode():
-            logits = self.extractor(x)
-            wanted = [logits.argmax(1) if c is None else c.to(logits.device) for c in classes]
-            if self.method == "cam":
-                return logits, [scoremaps(self.extractor.cams(c), size) for c in wanted]
-        return logits, [self._grad_cam(x, c, size) for c in wanted]
-
-    def _grad_cam(self, x: torch.Tensor, classes: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
-        import cv2
-        import pytorch_grad_cam as gc
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-        from bench.metrics.wsol import normalize_scoremap
-
-        method = {"gradcam": gc.GradCAM, "gradcam++": gc.GradCAMPlusPlus, "xgradcam": gc.XGradCAM, "hirescam": gc.HiResCAM,
-                  "layercam": gc.LayerCAM, "scorecam": gc.ScoreCAM, "eigencam": gc.EigenCAM}[self.method]
-        with torch.enable_grad(), method(model=self.model, target_layers=[self.layer]) as cam:
-            maps = cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(c)) for c in classes])
-        # grad-cam returns maps at the input size after ReLU and min-max; bring them to `size` with our convention
-        return [normalize_scoremap(m if m.shape[::-1] == size else cv2.resize(m, size, interpolation=cv2.INTER_CUBIC)) for m in maps]
-
-    def close(self) -> None:
-        self.extractor.remove()
 
 
 class Localization(Task):

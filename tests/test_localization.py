@@ -243,7 +243,7 @@ def test_grad_cam_is_relu_cam_on_a_gap_fc_network():
     """On GAP + linear networks Grad-CAM's channel weights are the classifier row / (h w), so the
     grad-cam package's map is min-max(ReLU(CAM)) resized bilinearly: check it, per image of a batch
     (one target per image: a single target would silently leave the others' maps empty)."""
-    from tasks.localization import CamComputer
+    from bench.cam import CamComputer
 
     torch.manual_seed(0)
     model = mini_resnet(10).eval()

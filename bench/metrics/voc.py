@@ -10,6 +10,7 @@ inclusively (+1). Recall is over the non-difficult GT objects.
 AP: VOC2007's 11-point interpolation (the paper's metric: the mean over recall 0, 0.1, ..., 1 of
 the best precision at recall >= r) and the area under the interpolated curve (VOC2010+).
 Classes without any non-difficult GT object have no AP and are left out of the means.
+COCO-style AP/AP50/AP75 come from pycocotools itself (`coco_metrics`), difficult objects as crowd regions.
 
 Vectorised: the candidate (detection, GT) pairs of all images come from one repeat/gather, the
 best GT per detection from one segmented max, and "first detection to claim a GT" from one
@@ -19,7 +20,7 @@ unique over the score order; no Python loop over detections.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -131,3 +132,48 @@ def voc_detection_ap(gt: Sequence[GroundTruth], dets: Detections, num_classes: i
         "ap_area": ap_all,
         "npos": npos_all,
     }
+
+
+def coco_metrics(gt: Sequence[GroundTruth], dets: Detections, num_classes: int) -> dict[str, float]:
+    """COCO-style AP, AP50, AP75 with pycocotools; boxes in COCO's [x, y, w, h] with the +1 of
+    VOC's inclusive corners; difficult objects are crowd regions."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, annotations = [], []
+    for i, g in enumerate(gt):
+        images.append({"id": i, "width": 1, "height": 1})
+        for k, (box, label, difficult) in enumerate(zip(g.boxes, g.labels, g.difficult)):
+            w, h = box[2] - box[0] + 1, box[3] - box[1] + 1
+            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1, "bbox": [float(box[0]), float(box[1]), float(w), float(h)],
+                                "area": float(w * h), "iscrowd": int(difficult)})
+    if not annotations or not len(dets.scores):
+        return {"coco_ap": 0.0, "coco_ap50": 0.0, "coco_ap75": 0.0}
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": annotations, "categories": [{"id": c + 1} for c in range(num_classes)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+        results = coco.loadRes([{"image_id": int(i), "category_id": int(c) + 1, "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0] + 1), float(b[3] - b[1] + 1)], "score": float(s)}
+                                for i, c, s, b in zip(dets.image, dets.labels, dets.scores, dets.boxes)])
+        ev = COCOeval(coco, results, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {"coco_ap": 100 * float(ev.stats[0]), "coco_ap50": 100 * float(ev.stats[1]), "coco_ap75": 100 * float(ev.stats[2])}
+
+
+def detection_metrics(gt: Sequence[GroundTruth], dets: Detections, class_names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, Any]]:
+    """The detection tasks' metrics (VOC07 11-point and area mAP, COCO-style AP) and per-class details."""
+    num_classes = len(class_names)
+    voc = voc_detection_ap(gt, dets, num_classes)
+    if not any(voc["npos"]):
+        raise ValueError("the evaluation split has no (non-difficult) object to detect")
+    nan_free = lambda v: None if v != v else v  # noqa: E731  JSON has no NaN: a class without GT has no AP
+    voc["ap_voc07"], voc["ap_area"] = [nan_free(v) for v in voc["ap_voc07"]], [nan_free(v) for v in voc["ap_area"]]
+    metrics = {"map_voc07": voc["map_voc07"], "map_area": voc["map_area"], **coco_metrics(gt, dets, num_classes)}
+    per_class = {name: {"ap_voc07": a, "ap_area": b, "gt_objects": n} for name, a, b, n in zip(class_names, voc["ap_voc07"], voc["ap_area"], voc["npos"])}
+    return metrics, {"per_class": per_class, "classes_scored": sum(n > 0 for n in voc["npos"]),
+                     "metric_notes": "map_voc07: VOC2007 11-point AP at IoU 0.5 (the paper's); map_area: area under the PR curve at IoU 0.5; coco_*: pycocotools AP@[.5:.95], AP50, AP75"}

@@ -128,10 +128,16 @@ class VocDetection(Task):
         details: dict[str, Any] = {}
         samples: list[dict[str, Any]] = []
         n_total = n_eval = 0
+        read: dict[tuple, Any] = {}
+
+        def splits(sets: tuple) -> Any:  # voc_det's two detectors usually read the same sets: parse them once
+            if sets not in read:
+                read[sets] = read_voc(ctx.data.dir("voc"), list(sets))
+            return read[sets]
         for kind, cfg in self._configs(ctx.config).items():
             prefix = "" if len(self.kinds) == 1 else f"{kind}_"
-            train = read_voc(ctx.data.dir("voc"), [tuple(s) for s in cfg["train_sets"]])
-            test = read_voc(ctx.data.dir("voc"), [tuple(cfg["test_set"])])
+            train = splits(tuple(tuple(s) for s in cfg["train_sets"]))
+            test = splits((tuple(cfg["test_set"]),))
             model, info = self._trained(ctx, kind, cfg, train)
             chosen = list(range(min(ctx.limit, len(test.images)) if ctx.limit else len(test.images)))
             gt, dets = self._detect(ctx, model, test, chosen)

@@ -80,3 +80,12 @@ def run_bench(capsys):
 
     return call
 
+
+
+def assert_informative(metrics: dict[str, float], bounds: tuple[float, float] = (0.0, 100.0)) -> None:
+    """An end-to-end check that compares metrics is only worth something when they are not all at
+    a bound: all 0 (or all 100) would also come out of a pipeline that never scores a hit."""
+    values = [v for v in metrics.values() if isinstance(v, (int, float))]
+    assert values, "no metrics to compare"
+    for bound in bounds:
+        assert not all(v == bound for v in values), f"every compared metric is {bound}: {metrics}"

@@ -8,6 +8,7 @@ import fcntl
 import json
 import math
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +18,16 @@ from bench.data.voc import CLASSES, read_voc
 from bench.mini.digits import make_detection_scenes
 from bench.mini.layouts import write_voc
 from bench.mini.model import mini_resnet
-from conftest import save_cutmix_format
+from conftest import assert_informative, save_cutmix_format
+from det_oracle import plan_detections, use_fixed_detector
 from voc_reference import classic_ap
 
 TINY = ["iterations=4", "checkpoint_every=2", "batch_size=4", "warmup_iters=2"]
 
 
-def write_tiny_voc(root, seed=3):
+def tiny_voc(seed=3):
+    """year -> (ids, images, objects, splits) of a tiny devkit; objects as the generator records them."""
+    years = {}
     for year, (trainval, test) in {"2007": (10, 8), "2012": (6, 0)}.items():
         scenes = make_detection_scenes("train", trainval, seed + int(year))
         images, objects = list(scenes.images), list(scenes.objects)
@@ -32,9 +36,36 @@ def write_tiny_voc(root, seed=3):
             images += list(t.images)
             objects += t.objects
         ids = [f"{year}_{i:06d}" for i in range(trainval + test)]
-        splits = {"trainval": ids[:trainval]} | ({"test": ids[trainval:]} if test else {})
+        years[year] = (ids, images, objects, {"trainval": ids[:trainval]} | ({"test": ids[trainval:]} if test else {}))
+    return years
+
+
+def write_tiny_voc(root, seed=3):
+    for year, (ids, images, objects, splits) in tiny_voc(seed).items():
         write_voc(root / "VOCdevkit", year, ids, images, objects, splits, CLASSES)
     return root
+
+
+def tiny_voc_test(seed=3):
+    """(ids, objects) of the tiny devkit's 2007 test split, from the generator's records."""
+    ids, _, objects, splits = tiny_voc(seed)["2007"]
+    keep = [k for k, i in enumerate(ids) if i in set(splits["test"])]
+    return [ids[k] for k in keep], [objects[k] for k in keep]
+
+
+def expected_voc07(objects, planned):
+    """VOC07 and area mAP of planned detections against the generator's objects, by the classic loop
+    (VOC's 1-based corners: the generator's 0-based inclusive box + 1)."""
+    gt = [(np.array([[x0 + 1, y0 + 1, x1 + 1, y1 + 1] for _, x0, y0, x1, y1, _ in objs], float).reshape(-1, 4),
+           np.array([o[0] for o in objs], int), np.array([o[5] for o in objs], bool)) for objs in objects]
+    rows = [(k, *d) for k, dets in enumerate(planned) for d in dets]
+    args = (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), np.array([r[3:] for r in rows], float))
+    mean = lambda aps: float(np.mean([100 * a for a in aps if not math.isnan(a)]))
+    return mean(classic_ap(gt, *args, 20, use_07=True)), mean(classic_ap(gt, *args, 20, use_07=False))
+
+
+def sample_rows(ids, planned, kind):
+    return [{"detector": kind, "id": i, "detections": [[CLASSES[c], round(s, 5), x1, y1, x2, y2] for c, s, x1, y1, x2, y2 in dets]} for i, dets in zip(ids, planned)]
 
 
 @pytest.fixture
@@ -60,52 +91,89 @@ def args_for(task, ckpt, root, results, extra=()):
     return args
 
 
-def recomputed_map(info, kind, cfg, test):
-    """VOC07 mAP of a trained stage, recomputed: classic torchvision to_tensor input, one image at a
-    time, the classic per-detection loop."""
+def write_learnable_voc(root, n=8, seed=5):
+    """A devkit a few dozen iterations can learn: one class (every digit is an 'aeroplane'), and
+    the test split shows the trainval scenes again, so that the trained detectors score hits."""
+    scenes = make_detection_scenes("train", n, seed)
+    objects = [[(0, *o[1:5], False) for o in objs] for objs in scenes.objects]
+    ids = [f"2007_{i:06d}" for i in range(2 * n)]
+    write_voc(root / "VOCdevkit", "2007", ids, list(scenes.images) * 2, objects * 2, {"trainval": ids[:n], "test": ids[n:]}, CLASSES)
+    ids12 = [f"2012_{i:06d}" for i in range(n)]
+    write_voc(root / "VOCdevkit", "2012", ids12, list(scenes.images), objects, {"trainval": ids12}, CLASSES)
+    return root
+
+
+# settings under which the mini detectors learn the learnable devkit (about 15 s each on 2 cores)
+LEARN = {"frcnn": ["iterations=80", "lr=0.02", "steps=[80]", "checkpoint_every=80"], "ssd": ["iterations=150", "lr=0.02", "steps=[150]", "checkpoint_every=150"]}
+
+
+def learn_args(task, ckpt, root, results, extra=()):
+    args = args_for(task, ckpt, root, results)
+    for kind, settings in LEARN.items():
+        if task in ("voc_det", f"voc_det_{kind}"):
+            for setting in settings:
+                args += ["--set", (f"{kind}." if task == "voc_det" else "") + setting]
+    for setting in extra:  # last: they win
+        args += ["--set", setting]
+    return args
+
+
+def recomputed(kind, stage_dir, test, batch_size=4):
+    """VOC07 mAP and the number of detections of a trained stage, recomputed: the detector built
+    straight from torchvision (tests/det_reference.py), weights loaded strictly, classic to_tensor
+    input at the run's batch size, GT from the XML files as written, the classic loop."""
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
-    from bench.detection.models import build_detector
+    from det_reference import load_reference
 
-    model = build_detector(kind, mini_resnet(10), 20, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], cfg)
-    model.load_state_dict(torch.load(f"{info['stage_dir']}/detector.pt", weights_only=True)["model"])
-    model.eval()
+    model = load_reference(kind, mini_resnet(10), f"{stage_dir}/detector.pt")
     rows = []
     with torch.no_grad():
-        for k, image in enumerate(test.images):
-            out = model([to_tensor(Image.open(image.path).convert("RGB"))])[0]
-            for b, c, s in zip(out["boxes"].tolist(), out["labels"].tolist(), out["scores"].tolist()):
-                rows.append((k, c - 1, s, [b[0] + 1, b[1] + 1, b[2], b[3]]))
+        for start in range(0, len(test.images), batch_size):
+            chunk = test.images[start:start + batch_size]
+            outs = model([to_tensor(Image.open(image.path).convert("RGB")) for image in chunk])
+            for k, out in enumerate(outs, start=start):
+                for b, c, s in zip(out["boxes"].tolist(), out["labels"].tolist(), out["scores"].tolist()):
+                    rows.append((k, c - 1, s, [b[0] + 1, b[1] + 1, b[2], b[3]]))
     ref = classic_ap([(i.boxes, i.labels, i.difficult) for i in test.images], np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
                      np.array([r[2] for r in rows]), np.array([r[3] for r in rows]).reshape(-1, 4), 20)
-    return float(np.mean([100 * a for a in ref if not math.isnan(a)]))
+    return float(np.mean([100 * a for a in ref if not math.isnan(a)])), len(rows)
 
 
-def test_voc_det_metrics_equal_an_independent_recomputation(run_bench, voc_root, mini_ckpt, tmp_path):
-    code, out, err = run_bench(*args_for("voc_det", mini_ckpt, voc_root, tmp_path / "r"))
+def test_voc_det_metrics_equal_an_independent_recomputation(run_bench, tmp_path, mini_ckpt):
+    root = write_learnable_voc(tmp_path / "data")
+    code, out, err = run_bench(*learn_args("voc_det", mini_ckpt, root, tmp_path / "r"))
     assert code == 0, err
     record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
     assert set(record["metrics"]) == {f"{k}_{m}" for k in ("frcnn", "ssd") for m in ("map_voc07", "map_area", "coco_ap", "coco_ap50", "coco_ap75")}
-    test = read_voc(voc_root / "VOCdevkit", [("2007", "test")])
+    test = read_voc(root / "VOCdevkit", [("2007", "test")])
+    rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
     for kind in ("frcnn", "ssd"):
         info = record["details"][kind]["train"]
         assert info["train_images"] == 16 and not info["cached"] and record["details"][kind]["train_set"] == "07 trainval+12 trainval"
-        assert record["metrics"][f"{kind}_map_voc07"] == pytest.approx(recomputed_map(info, kind, record["task"]["config"][kind], test), abs=1e-9)
+        expected, n_dets = recomputed(kind, info["stage_dir"], test)
+        assert 0 < record["metrics"][f"{kind}_map_voc07"] < 100 and n_dets > 0
+        assert record["metrics"][f"{kind}_map_voc07"] == pytest.approx(expected, abs=1e-9)
+        assert sum(len(r["detections"]) for r in rows if r["detector"] == kind) == n_dets
+    assert_informative(record["metrics"])
     # the single-detector task shares the trained stage
-    code, _, err = run_bench(*args_for("voc_det_ssd", mini_ckpt, voc_root, tmp_path / "r2"))
+    code, _, err = run_bench(*learn_args("voc_det_ssd", mini_ckpt, root, tmp_path / "r2"))
     assert code == 0, err
     single = json.loads(run_bench("export", "--results", tmp_path / "r2")[1])[-1]
     assert single["details"]["ssd"]["train"]["cached"] and single["metrics"]["map_voc07"] == record["metrics"]["ssd_map_voc07"]
 
 
-def test_fpn_design_and_trainable_batchnorm(run_bench, voc_root, mini_ckpt, tmp_path):
-    code, _, err = run_bench(*args_for("voc_det_frcnn", mini_ckpt, voc_root, tmp_path / "r", extra=["design=fpn", "freeze_bn=false"]))
+def test_fpn_design_and_trainable_batchnorm(run_bench, tmp_path, mini_ckpt):
+    root = write_learnable_voc(tmp_path / "data")
+    code, _, err = run_bench(*learn_args("voc_det_frcnn", mini_ckpt, root, tmp_path / "r", extra=["design=fpn", "freeze_bn=false", "lr=0.005", "warmup_iters=10", "iterations=40", "steps=[40]", "checkpoint_every=40"]))
     assert code == 0, err
     record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
-    test = read_voc(voc_root / "VOCdevkit", [("2007", "test")])
-    info = record["details"]["frcnn"]["train"]
-    assert record["metrics"]["map_voc07"] == pytest.approx(recomputed_map(info, "frcnn", record["task"]["config"], test), abs=1e-9)
+    test = read_voc(root / "VOCdevkit", [("2007", "test")])
+    expected, n_dets = recomputed("fpn", record["details"]["frcnn"]["train"]["stage_dir"], test)
+    assert 0 < record["metrics"]["map_voc07"] < 100 and n_dets > 0
+    assert record["metrics"]["map_voc07"] == pytest.approx(expected, abs=1e-9)
+    assert_informative(record["metrics"])
 
 
 def test_batchnorm_and_early_stages_are_frozen_with_the_checkpoint_statistics():

@@ -102,7 +102,7 @@ def test_val_box_xmls(tmp_path):
         read_val_boxes(root)
     write_imagenet_val_xml(root, [(64, 48), (64, 48)], [1, 2], WNIDS, [[(0, 1, 10, 11)], [(2, 3, 4, 5), (6, 7, 8, 9)]])
     boxes = read_val_boxes(root)
-    assert [(b.wnid, b.x0, b.y0, b.x1, b.y1) for b in boxes["ILSVRC2012_val_00000002"]] == [(WNIDS[2], 3, 4, 5, 6), (WNIDS[2], 7, 8, 9, 10)]
+    assert [(b.wnid, b.x0, b.y0, b.x1, b.y1) for b in boxes["ILSVRC2012_val_00000002"]] == [(WNIDS[2], 2, 3, 4, 5), (WNIDS[2], 6, 7, 8, 9)]
     (root / VAL_XML_DIR / "ILSVRC2012_val_00000001.xml").write_text("<annotation><object><name>n1</name></object>")
     with pytest.raises(BenchError, match="malformed box file .*ILSVRC2012_val_00000001.xml"):
         read_val_boxes(root)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ from torchvision import transforms
 from bench.mini.digits import make_scenes
 from bench.mini.layouts import write_cub, write_imagenet_train, write_imagenet_val, write_imagenet_val_xml
 from bench.mini.model import mini_resnet
-from conftest import save_cutmix_format
+from conftest import assert_informative, save_cutmix_format
 from test_metrics_loc import scipy_box
 from test_metrics_wsol import naive_accuracies
 
@@ -115,6 +116,44 @@ def reference(model, paths, targets, gt_boxes_of, resize, crop, size, interval):
     return {"top1_loc": 100.0 * top1 / n, "gt_known_loc": 100.0 * gtk / n, "top1_err": 100.0 * wrong / n,
             "maxboxacc": v1[50].max() * 100.0 / n, "maxboxacc_v2": float(np.mean(list(best.values()))),
             **{f"maxboxacc@{t}": best[t] for t in (30, 50, 70)}}
+
+
+def paper_reference(model, val, resize, crop, threshold=0.15):
+    """The paper protocol recomputed by hand on the images' files, with the GT boxes from the
+    generator's records (0-based inclusive): top-1 Loc, GT-known Loc, top-1 error, and per image
+    (predicted class, IoU of its CAM's box, IoU of the true class's CAM's box, the two hits)."""
+    tf = transforms.Compose([transforms.Resize((resize, resize)), transforms.CenterCrop(crop), transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    off = int(round((resize - crop) / 2))
+
+    def cam_box(feats, cls):
+        cam = (model.fc.weight[cls][:, None, None] * feats).mean(0).numpy()
+        cam = cv2.resize(cam, (crop, crop), interpolation=cv2.INTER_CUBIC)
+        if cam.max() == cam.min():
+            return None
+        return scipy_box((cam - cam.min()) / (cam.max() - cam.min()), threshold)
+
+    def iou(box, gt):
+        if box is None:
+            return 0.0
+        iw = max(0, min(box[2], gt[2]) - max(box[0], gt[0]) + 1)
+        ih = max(0, min(box[3], gt[3]) - max(box[1], gt[1]) + 1)
+        union = (box[2] - box[0] + 1) * (box[3] - box[1] + 1) + (gt[2] - gt[0] + 1) * (gt[3] - gt[1] + 1) - iw * ih
+        return iw * ih / union
+
+    rows = []
+    with torch.no_grad():
+        for path, target, (x0, y0, x1, y1) in zip(val.paths, val.labels, val.boxes):
+            img = Image.open(path).convert("RGB")
+            w, h = img.size
+            x = tf(img)[None]
+            pred = int(model(x).argmax())
+            feats = model.layer4(x)[0]
+            gt = [min(max(int(v * resize / d) - off, 0), crop - 1) for v, d in zip((x0, y0, x1, y1), (w, h, w, h))]
+            iou_pred, iou_true = iou(cam_box(feats, pred), gt), iou(cam_box(feats, int(target)), gt)
+            rows.append((pred, round(iou_pred, 4), round(iou_true, 4), pred == target and iou_pred > 0.5, iou_true > 0.5))
+    n = len(rows)
+    return {"top1_loc": 100.0 * sum(r[3] for r in rows) / n, "gt_known_loc": 100.0 * sum(r[4] for r in rows) / n,
+            "top1_err": 100.0 * sum(r[0] != t for r, t in zip(rows, val.labels)) / n}, rows
 
 
 def finetuned(record):
@@ -279,3 +318,61 @@ def test_box_outside_its_image_stops_before_training(run_bench, cub_root, mini_c
     code, _, err = run_bench(*args)
     assert code == 2 and f"bench: error: image {test_id} (" in err and "has a box (70, 3, 75, 8) outside its 64x64 pixels" in err
     assert not (tmp_path / "cache" / "artifacts").exists()  # nothing trained
+
+
+def known_cam_scenes(scenes):
+    """The fixture's scenes relabelled so that the known-CAM classifier is right on some images and
+    wrong on others: every class appears (the ImageNet reader wants them all), then 0, 5, 1, 6 in
+    turn (0 and 5 are the two classes it predicts; 1 is an ink class and 6 a corner class it never does)."""
+    train, val = scenes
+    labels = np.array([*range(10), *([0, 5, 1, 6] * 10)][: len(val.labels)])
+    return train, type(val)(val.images, labels, val.boxes)
+
+
+@pytest.mark.parametrize("task", ["cub_loc", "imagenet_loc"])
+def test_paper_protocol_hits_and_misses_with_a_known_cam(run_bench, tmp_path, scenes, monkeypatch, task):
+    """The paper protocol end to end on a classifier whose CAMs are known (tests/known_cam.py), so that
+    the choice of the predicted or true class's CAM, the boxes' mapping into the crop, the 0.15
+    threshold and IoU > 0.5 all decide hits: per image, the IoUs equal a recomputation with GT boxes
+    taken from the generator's own records, not from bench's readers."""
+    import bench.finetune
+    from known_cam import known_cam_net, set_known_head
+
+    train, val = known_cam_scenes(scenes)
+    root = tmp_path / "data"
+    if task == "cub_loc":
+        write_mini_cub(root, train, val)
+    else:
+        write_imagenet_train(root / "imagenet", train.images, train.labels, WNIDS)
+        write_imagenet_val(root / "imagenet", val.images, val.labels, WNIDS, "class_folders")
+        write_imagenet_val_xml(root / "imagenet", [(64, 64)] * len(val.labels), val.labels, WNIDS, [[tuple(b)] for b in val.boxes])
+
+    def known_head(model, head, *args, **kwargs):  # instead of fine-tuning: the known classifier
+        set_known_head(model.get_submodule(head))
+        return {"train_images": len(train.labels), "cached": False, "stage_dir": str(tmp_path / "none")}
+
+    monkeypatch.setattr(bench.finetune, "finetune", known_head)
+    ckpt = save_cutmix_format(known_cam_net(), tmp_path / "known.pth.tar")
+    args = ["run", "--backbone", ckpt, "--arch", "known_cam:known_cam_net", "--num-classes", "10", "--task", task, "--data-root", root,
+            "--results", tmp_path / "r", "--workers", "0", "--batch-size", "8"]
+    for s in SETTINGS:
+        args += ["--set", s]
+    code, _, err = run_bench(*args)
+    assert code == 0, err
+    record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
+    m = record["metrics"]
+    # where the generator wrote each val scene, and the id bench gives it
+    if task == "cub_loc":
+        ns = [len(train.labels) + k + 1 for k in range(len(val.labels))]
+        ids = [str(n) for n in ns]
+        paths = [root / "CUB_200_2011" / "images" / f"{c + 1:03d}.D{c}" / f"D{c}_{n:05d}.jpg" for n, c in zip(ns, val.labels)]
+    else:
+        ids = [f"ILSVRC2012_val_{k + 1:08d}" for k in range(len(val.labels))]
+        paths = [root / "imagenet" / "val" / WNIDS[c] / f"{i}.JPEG" for i, c in zip(ids, val.labels)]
+    files = type("Files", (), {"paths": paths, "labels": val.labels, "boxes": val.boxes})
+    expected, per_image = paper_reference(known_cam_net(), files, 73, 64)
+    assert {k: m[k] for k in expected} == pytest.approx(expected, abs=1e-9)
+    assert 0 < m["top1_loc"] < m["gt_known_loc"] < 100 and 0 < m["top1_err"] < 100
+    rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
+    assert {r["id"]: (r["pred"], r["iou"], r["gt_known_iou"], r["top1_loc"], r["gt_known_loc"]) for r in rows} == dict(zip(ids, per_image))
+    assert_informative(m)

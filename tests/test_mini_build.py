@@ -49,7 +49,7 @@ def test_data_is_in_the_real_layouts(tmp_path):
     boxes = read_val_boxes(root)
     assert len(boxes) == SMALL.val
     first = boxes["ILSVRC2012_val_00000001"]
-    assert [(b.wnid, b.x0, b.y0, b.x1, b.y1) for b in first] == [(WNIDS[val_scenes.labels[0]], *(int(v) + 1 for v in val_scenes.boxes[0]))]
+    assert [(b.wnid, b.x0, b.y0, b.x1, b.y1) for b in first] == [(WNIDS[val_scenes.labels[0]], *(int(v) for v in val_scenes.boxes[0]))]
 
 
 def test_new_seed_is_a_new_key_and_half_written_data_is_rebuilt(tmp_path):

@@ -14,13 +14,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from conftest import NUM_CLASSES, make_val, save_cutmix_format, tiny_model
+from interrupt_point import run_to_point
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = ["--arch", "resnet18", "--num-classes", str(NUM_CLASSES), "--task", "imagenet_cls"]
@@ -33,31 +33,23 @@ def bench(*args, env=None, prefix=(), **kw):
 @pytest.mark.parametrize("argv", [["--help"], ["list", "tasks"], ["list", "backbones"], ["run", "--help"]])
 def test_cli_start_up_does_not_import_torch(argv):
     code = (
-        "import sys\nfrom bench.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-        "print('TORCH', sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))" % argv
+        "import sys\nfrom bench.cli import main\ntry:\n    code = main(%r)\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('CODE', code)\nprint('TORCH', sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))" % argv
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().endswith("TORCH []")
+    assert out.stdout.strip().endswith("CODE 0\nTORCH []")
 
 
 def test_ctrl_c_mid_run_stores_nothing(tmp_path, checkpoint):
     data = make_val(tmp_path / "data", per_class=30)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--backbone", str(checkpoint), *BASE, "--data-root", str(data), "--results", str(tmp_path / "r"), "--workers", "0", "--set", "split=val", "--batch-size", "4"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    # wait until the store exists (the run has started), then interrupt mid-evaluation
-    deadline = time.time() + 60
-    while not (tmp_path / "r" / "bench.sqlite").exists() and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.0)
-    assert proc.poll() is None, "the run finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    # blocked after the first scored batch: interrupted mid-evaluation, never after it finished
+    proc = run_to_point(["run", "--backbone", checkpoint, *BASE, "--data-root", data, "--results", tmp_path / "r", "--workers", "0", "--batch-size", "4"],
+                        "tasks.classification:TopKEvaluator.process", cwd=REPO)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted; nothing was stored" in err and "Traceback" not in err
+    assert err.strip() == "bench: interrupted; nothing was stored for the unfinished cell"
     db = sqlite3.connect(tmp_path / "r" / "bench.sqlite")
     assert db.execute("SELECT count(*) FROM results").fetchone() == (0,)
     assert not (tmp_path / "r" / "samples").exists()
@@ -93,7 +85,9 @@ def test_read_only_results_store(tmp_path, data_root, checkpoint, existing):
 
 def test_two_processes_write_one_store_at_once(tmp_path, data_root, checkpoint):
     common = ["run", "--backbone", str(checkpoint), *BASE, "--data-root", str(data_root), "--results", str(tmp_path / "r"), "--workers", "0"]
-    procs = [subprocess.Popen([sys.executable, "-m", "bench", *common, "--seed", str(s)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2, 3)]
+    # a barrier right before the store's insert: the three writes happen at the same moment
+    barrier = ["tests/interrupt_point.py", "--barrier", "bench.store:ResultsStore.insert", str(tmp_path / "barrier"), "3", "--"]
+    procs = [subprocess.Popen([sys.executable, *barrier, *common, "--seed", str(s)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2, 3)]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -260,19 +254,33 @@ def test_torchrun_voc_detection_equals_one_process(tmp_path):
     assert one.returncode == 0, one.stderr
     single = json.loads(bench("export", "--results", tmp_path / "one").stdout)[0]
     assert single["details"]["ssd"]["train"]["cached"] and single["metrics"] == two[0]["metrics"]
+    rows = lambda rec: Path(rec["artifacts"]["samples"]).read_text()
+    assert rows(single) == rows(two[0]) and sum(len(json.loads(r)["detections"]) for r in rows(single).splitlines()) > 0
 
-    # killed mid-training (after its first checkpoint), then run again: it resumes
-    slow = args_for("voc_det_ssd", ckpt, root, tmp_path / "three", extra=["iterations=40", "checkpoint_every=2"])
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *map(str, slow)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    cache = Path(os.environ["BENCH_CACHE"]) / "artifacts" / "voc_det" / "ssd"
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(cache.glob("*/state.pt")):
-        time.sleep(0.2)
+    # the evaluation sharded over two processes and gathered, on planned detections that hit
+    from det_oracle import plan_detections
+    from test_detection import expected_voc07, sample_rows, tiny_voc_test
+
+    ids, objects = tiny_voc_test()
+    planned = plan_detections(objects)
+    (tmp_path / "planned.json").write_text(json.dumps(dict(zip(ids, planned))))
+    fixed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "tests/det_oracle.py",
+                            *map(str, args_for("voc_det_ssd", ckpt, root, tmp_path / "fixed"))], cwd=REPO,
+                           env={**env, "BENCH_TEST_DETECTIONS": str(tmp_path / "planned.json")}, capture_output=True, text=True, timeout=300)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    record = json.loads(bench("export", "--results", tmp_path / "fixed").stdout)[0]
+    voc07, area = expected_voc07(objects, planned)
+    assert record["device"]["world_size"] == 2 and 0 < voc07 < 100
+    assert record["metrics"]["map_voc07"] == pytest.approx(voc07, abs=1e-9) and record["metrics"]["map_area"] == pytest.approx(area, abs=1e-9)
+    assert [json.loads(r) for r in rows(record).splitlines()] == sample_rows(ids, planned, "ssd")
+
+    # killed mid-training, blocked right after its first checkpoint (iteration 2), then run again: it resumes there
+    slow = args_for("voc_det_ssd", ckpt, root, tmp_path / "three", extra=["iterations=6", "checkpoint_every=2"])
+    proc = run_to_point(slow[:], "bench.detection.train:save_atomic", env=env, cwd=REPO)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    states = list(cache.glob("*/state.pt"))
-    assert states, "no checkpoint was written before the kill"
+    assert len(list((Path(os.environ["BENCH_CACHE"]) / "artifacts" / "voc_det" / "ssd").glob("*/state.pt"))) == 1
     again = bench(*slow)
     assert again.returncode == 0, again.stderr
     record = json.loads(bench("export", "--results", tmp_path / "three").stdout)[0]
-    assert record["details"]["ssd"]["train"]["resumed_from_iteration"] >= 2
+    assert record["details"]["ssd"]["train"]["resumed_from_iteration"] == 2

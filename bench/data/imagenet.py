@@ -185,7 +185,7 @@ class Box:
     x0: int
     y0: int
     x1: int
-    y1: int  # as written in the XML: 1-based, inclusive
+    y1: int  # as written in the XML, used as inclusive pixel indices (wsolevaluation's reading: no 1-based shift)
 
 
 def read_val_boxes(root: Path) -> dict[str, list[Box]]:

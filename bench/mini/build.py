@@ -45,7 +45,9 @@ class MiniSpec:
 
     def data_key(self) -> str:
         """The data folder also depends on which layouts are written."""
-        return f"{self.scenes_key()}-{'+'.join(sorted(DATASET_WRITERS))}"
+        from bench.mini.layouts import LAYOUT_VERSION
+
+        return f"{self.scenes_key()}-{'+'.join(sorted(DATASET_WRITERS))}-l{LAYOUT_VERSION}"
 
 
 def write_imagenet(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 IMAGENET_LAYOUTS = ("class_folders", "kaggle", "devkit")
+LAYOUT_VERSION = "2"  # bump whenever a writer's output changes: it keys the mini data folder (2: ILSVRC XML boxes as pixel indices)
 VAL_XML_DIR = "ILSVRC/Annotations/CLS-LOC/val"  # where ILSVRC's val box XMLs live (Kaggle's release)
 
 
@@ -95,16 +96,17 @@ def write_imagenet_val_xml(
 ) -> Path:
     """ILSVRC val box XMLs (one per image, <root>/ILSVRC/Annotations/CLS-LOC/val/ILSVRC2012_val_N.xml).
 
-    boxes are 0-based inclusive pixel boxes; the XML holds them 1-based, as the ILSVRC and VOC
-    devkits do. sizes are (width, height).
+    boxes are 0-based inclusive pixel boxes, written as they are: bench reads ILSVRC's XML (and
+    LOC_val_solution.csv) coordinates as pixel indices without a 1-based shift, as wsolevaluation's
+    metadata and the CAM codebases do. sizes are (width, height).
     """
     folder = root / VAL_XML_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for n, ((w, h), label, img_boxes) in enumerate(zip(sizes, labels, boxes), start=1):
         objects = "".join(
             f"\t<object>\n\t\t<name>{wnids[label]}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
-            f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x0 + 1}</xmin>\n\t\t\t<ymin>{y0 + 1}</ymin>\n"
-            f"\t\t\t<xmax>{x1 + 1}</xmax>\n\t\t\t<ymax>{y1 + 1}</ymax>\n\t\t</bndbox>\n\t</object>\n"
+            f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x0}</xmin>\n\t\t\t<ymin>{y0}</ymin>\n"
+            f"\t\t\t<xmax>{x1}</xmax>\n\t\t\t<ymax>{y1}</ymax>\n\t\t</bndbox>\n\t</object>\n"
             for x0, y0, x1, y1 in img_boxes
         )
         (folder / f"{val_name(n)}.xml").write_text(

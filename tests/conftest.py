@@ -17,13 +17,19 @@ WNIDS = [f"n0{1440764 + 17 * i:07d}" for i in range(NUM_CLASSES)]
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
-    """No test reads the user's data, cache or results."""
+    """No test reads the user's data, cache, hub downloads or results (nor ./results: the working
+    directory is the test's own), and no test leaves torch's thread count changed for the next."""
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    for var in ("BENCH_DATA", "BENCH_RESULTS", "BENCH_CARDS"):
+    for var in ("BENCH_DATA", "BENCH_RESULTS", "BENCH_CARDS", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def random_images(n: int, seed: int = 0) -> list[np.ndarray]:

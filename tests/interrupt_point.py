@@ -71,10 +71,11 @@ def block_after(target: str, count: int) -> None:
 
 
 def serial_zoo() -> None:
+    import bench.demo as demo
     import bench.mini.build as build
 
     real = build.ensure_zoo
-    build.ensure_zoo = lambda *args, **kwargs: real(*args, **{**kwargs, "parallel": 1})
+    build.ensure_zoo = demo.ensure_zoo = lambda *args, **kwargs: real(*args, **{**kwargs, "parallel": 1})
 
 
 def zoo(workdir: str, train: str, val: str, epochs: str) -> None:

@@ -125,8 +125,12 @@ def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_
 
 
 def test_validate(run_bench, cards, data_root, tmp_path):
-    code, out, _ = run_bench("validate", "--backbone", "tiny_a,tiny_b", "--task", "imagenet_cls", "--data-root", data_root)
+    results = tmp_path / "r"
+    assert run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", results, "--workers", 0)[0] == 0
+    code, out, _ = run_bench("validate", "--backbone", "tiny_a,tiny_b", "--task", "imagenet_cls", "--data-root", data_root, "--results", results)
     assert code == 0 and out.count("✓ imagenet_cls v1: imagenet: 24 images, 12 classes (class_folders)") == 2
+    cells = [line[line.rindex("["):] for line in out.splitlines() if "imagenet_cls v1" in line]
+    assert cells == ["[cached]", "[to run]"]  # tiny_a ran, tiny_b did not
     code, out, err = run_bench("validate", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", tmp_path / "nowhere")
     assert code == 1 and "data root" in out and "does not exist" in out
 
@@ -239,3 +243,41 @@ def test_list_and_did_you_mean(run_bench):
     assert code == 0 and out.startswith("imagenet_cls  ")
     code, _, err = run_bench("list", "backbones", "r50_cutmx")
     assert code == 2 and "did you mean r50_cutmix" in err
+
+
+def test_data_path_and_environment_variables(run_bench, cards, data_root, tmp_path, monkeypatch):
+    """--data-path NAME=DIR points one dataset elsewhere; BENCH_DATA and BENCH_RESULTS stand in for
+    --data-root and --results."""
+    moved = tmp_path / "fast" / "ILSVRC2012"
+    moved.parent.mkdir()
+    (data_root / "imagenet").rename(moved)
+    code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-path", f"imagenet={moved}", "--results", tmp_path / "r1", "--workers", 0)
+    assert code == 0, err
+    one = json.loads(run_bench("export", "--results", tmp_path / "r1")[1])
+    assert len(one) == 1 and one[0]["n_samples"]["total"] == 24
+    (tmp_path / "env" / "imagenet").parent.mkdir()
+    moved.rename(tmp_path / "env" / "imagenet")
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("BENCH_RESULTS", str(tmp_path / "r2"))
+    code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--workers", 0)
+    assert code == 0, err
+    two = json.loads(run_bench("export")[1])
+    assert (tmp_path / "r2" / "bench.sqlite").is_file() and two[0]["metrics"] == one[0]["metrics"]
+
+
+def test_trust_checkpoint_on_the_command_line(run_bench, data_root, tmp_path):
+    from test_loading import NeedsCode
+
+    model = tiny_model(seed=3)
+    torch.save({"state_dict": model.state_dict(), "extra": NeedsCode(1)}, tmp_path / "code.pth")
+    args = ["run", "--backbone", tmp_path / "code.pth", "--arch", "resnet18", "--num-classes", NUM_CLASSES, "--task", "imagenet_cls",
+            "--data-root", data_root, "--workers", 0]
+    code, _, err = run_bench(*args, "--results", tmp_path / "r")
+    assert code == 2 and "needs code to load" in err and "--trust-checkpoint" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_bench(*args, "--results", tmp_path / "r", "--trust-checkpoint")
+    assert code == 0, err
+    plain = save_cutmix_format(model, tmp_path / "plain.pth.tar")
+    code, _, err = run_bench(*[plain if a == tmp_path / "code.pth" else a for a in args], "--results", tmp_path / "r2")
+    assert code == 0, err
+    trusted, reference = (json.loads(run_bench("export", "--results", tmp_path / d)[1])[0] for d in ("r", "r2"))
+    assert trusted["metrics"] == reference["metrics"]

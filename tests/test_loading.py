@@ -44,6 +44,8 @@ def write(model: torch.nn.Module, path: Path, fmt: str) -> Path:
         save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
     elif fmt == "model_key":
         torch.save({"model": sd, "epoch": 3}, path)
+    elif fmt in ("state_dict_ema", "model_ema"):  # EMA weights alone under their key (timm, DeiT)
+        torch.save({fmt: {f"module.{k}": v for k, v in sd.items()} if fmt == "model_ema" else sd, "epoch": 3}, path)
     return path
 
 
@@ -55,6 +57,8 @@ def write(model: torch.nn.Module, path: Path, fmt: str) -> Path:
         ("module_state_dict", ".pth", "module_state_dict"),
         ("safetensors", ".safetensors", "safetensors"),
         ("model_key", ".pth", "dict['model']"),
+        ("state_dict_ema", ".pth", "dict['state_dict_ema']"),
+        ("model_ema", ".pth", "dict['model_ema']"),
     ],
 )
 def test_every_format_gives_torchvision_logits(tmp_path, fmt, suffix, expected):
@@ -63,6 +67,7 @@ def test_every_format_gives_torchvision_logits(tmp_path, fmt, suffix, expected):
     logits, loaded = bench_logits(path)
     torch.testing.assert_close(logits, direct_logits(model), rtol=0, atol=1e-6)
     assert loaded.report.format == expected
+    assert loaded.report.stripped_prefix == ("module." if fmt in ("cutmix", "module_state_dict", "model_ema") else None)
     assert loaded.report.missing == loaded.report.unexpected == loaded.report.replaced == []
     assert len(loaded.sha256) == 64
 

@@ -113,7 +113,9 @@ def test_zoo_is_deterministic_and_loads_through_the_official_loader(tmp_path, mo
     assert digests == {r: hashlib.sha256(weights_file(r).read_bytes()).hexdigest() for r in RECIPES}
     # the same seed in a fresh cache gives the same weights, bit for bit
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "other-cache"))
+    threads = torch.get_num_threads()
     ensure_zoo(ensure_data(tmp_path / "w2", SMALL), tmp_path / "w2", SMALL, progress=False, parallel=1)
+    assert torch.get_num_threads() == threads  # training in this process leaves its thread count as it was
     assert digests == {r: hashlib.sha256(weights_file(r).read_bytes()).hexdigest() for r in RECIPES}
 
 
@@ -134,27 +136,27 @@ def test_read_only_cache_is_one_clear_error(tmp_path):
 
 
 def test_ctrl_c_during_training_then_the_next_run_resumes(tmp_path):
+    """`bench demo` interrupted right after its first training epoch is saved (a deterministic point,
+    not a poll), then the zoo alone is built again: it resumes from that epoch."""
     import json
     import signal
-    import time
+
+    from interrupt_point import run_to_point
 
     env = {**os.environ, "BENCH_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "bench", "demo", "--output", str(tmp_path / "rep"), "--train-scenes", "300", "--val-scenes", "40", "--epochs", "3"]
     repo = Path(__file__).parent.parent
-    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    states = tmp_path / "cache" / "mini" / "train"
-    deadline = time.time() + 120
-    while not list(states.glob("*/*.pt")) and time.time() < deadline:  # an epoch is done somewhere
-        time.sleep(0.2)
-    assert proc.poll() is None, "the demo finished before it could be interrupted"
+    proc = run_to_point(["demo", "--output", tmp_path / "rep", "--train-scenes", "300", "--val-scenes", "40", "--epochs", "3"],
+                        "bench.mini.train:save_atomic", options=("--serial-zoo",), env=env, cwd=repo)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == "bench: interrupted; nothing was stored for the unfinished cell"
-    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert not list((tmp_path / "cache" / "weights").glob("mini_*/model_best.pth.tar"))
+    done = subprocess.run([sys.executable, "tests/interrupt_point.py", "--", "zoo", str(tmp_path / "cache" / "mini"), "300", "40", "3"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    metas = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "weights").glob("mini_*/model_best.pth.json")]
-    assert len(metas) == 4 and all(len(m["train_loss"]) == 3 for m in metas)
-    assert max(m["resumed_from_epoch"] for m in metas) >= 1
+    metas = json.loads(done.stdout)
+    assert len(metas) == 4 and all(len(m["train_loss"]) == 3 for m in metas.values())
+    assert [m["resumed_from_epoch"] for m in metas.values()] == [1, 0, 0, 0]
 
 
 def test_cub_layout_reads_back(tmp_path):

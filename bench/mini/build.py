@@ -169,11 +169,15 @@ def _train_one(data_root: str, recipe: str, key: dict[str, Any], state_dir: str,
     from bench.data.imagenet import read_imagenet_train
     from bench.mini.train import TrainConfig, save_official, train
 
-    torch.set_num_threads(1)
-    split = read_imagenet_train(Path(data_root) / "imagenet", len(WNIDS))
-    images = np.stack([np.asarray(load_rgb(p)) for p in split.images])
-    cfg = TrainConfig(**key["train"])
-    model, stats = train(images, np.asarray(split.targets), cfg, Path(state_dir) / f"{recipe}.pt", progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the weights must not depend on the machine's core count
+    try:
+        split = read_imagenet_train(Path(data_root) / "imagenet", len(WNIDS))
+        images = np.stack([np.asarray(load_rgb(p)) for p in split.images])
+        cfg = TrainConfig(**key["train"])
+        model, stats = train(images, np.asarray(split.targets), cfg, Path(state_dir) / f"{recipe}.pt", progress)
+    finally:  # in-process (parallel=1) the caller keeps its own thread count
+        torch.set_num_threads(threads)
     save_official(model, weights_file(recipe), cfg.epochs)
     info = {"key": key, **stats}
     weights_file(recipe).with_suffix(".json").write_text(json.dumps(info))

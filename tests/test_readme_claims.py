@@ -1,0 +1,116 @@
+"""Claims the README makes that no other test reaches, each checked on the real thing: ResNet-50's
+14x14 CAM with layer4 at stride 1, SSD300's boxes and maps and the C4 RoIAlign size on a
+ResNet-50, ImageNet val boxes from every supported layout, and `train_difficult`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from conftest import save_cutmix_format
+
+
+def test_layer4_stride_1_gives_a_14x14_cam_on_resnet50():
+    from bench.cam import CamExtractor
+    from tasks.localization import Localization
+
+    x = torch.randn(1, 3, 224, 224)
+    for stride, side, changed in ((1, 14, ["0.conv2", "0.downsample.0"]), (2, 7, [])):
+        card = SimpleNamespace(name="r50", head=("fc",), cam_layer="layer4")
+        net = torchvision.models.resnet50(weights=None).eval()
+        model, strided = Localization.build(SimpleNamespace(card=card, model=net), {"layer4_stride": stride}, 0, 200)
+        assert strided == changed and model.fc.out_features == 200
+        extractor = CamExtractor(model.eval(), "layer4", "fc")
+        with torch.no_grad():
+            extractor(x)
+        assert tuple(extractor.cams(torch.tensor([3])).shape) == (1, side, side)
+        extractor.remove()
+
+
+def test_ssd300_and_c4_on_a_resnet50():
+    from bench.detection.models import build_detector
+    from tasks.detection import FRCNN, SSD
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    ssd = build_detector("ssd", torchvision.models.resnet50(weights=None), 20, mean, std, dict(SSD)).eval()
+    with torch.no_grad():
+        maps = ssd.backbone(torch.zeros(1, 3, 300, 300))
+    assert [tuple(m.shape[-2:]) for m in maps.values()] == [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (1, 1)]
+    assert [m.shape[1] for m in maps.values()] == [512, 1024, 512, 256, 256, 256]
+    per_location = ssd.anchor_generator.num_anchors_per_location()
+    assert per_location == [4, 6, 6, 6, 4, 4]
+    assert sum(n * m.shape[-1] * m.shape[-2] for n, m in zip(per_location, maps.values())) == 8732
+    frcnn = build_detector("frcnn", torchvision.models.resnet50(weights=None), 20, mean, std, dict(FRCNN))
+    assert frcnn.roi_heads.box_roi_pool.output_size == (14, 14)  # layer4 halves it: the head sees 7x7, as detectron2's R50-C4
+    assert frcnn.roi_heads.box_predictor.cls_score.out_features == 21 and frcnn.roi_heads.box_predictor.cls_score.in_features == 2048
+
+
+def test_imagenet_boxes_from_every_layout_give_identical_metrics(run_bench, tmp_path, monkeypatch):
+    """The same boxes as val box XMLs under ILSVRC/Annotations/CLS-LOC/val/, under val_boxes/, and
+    as LOC_val_solution.csv with Kaggle's flat ILSVRC/Data/CLS-LOC/val/ folder: one set of metrics
+    and per-image rows (on the known-CAM classifier, so that hits and misses both happen)."""
+    import bench.finetune
+    from bench.mini.digits import make_scenes
+    from bench.mini.layouts import VAL_XML_DIR, write_imagenet_train, write_imagenet_val, write_imagenet_val_xml
+    from known_cam import known_cam_net, set_known_head
+    from test_localization import SETTINGS, WNIDS, known_cam_scenes
+
+    train, val = known_cam_scenes((make_scenes("train", 20, seed=1), make_scenes("val", 30, seed=1)))
+    boxes = [[tuple(b), (1, 2, 9, 12)] for b in val.boxes]  # and a second box per image
+    roots = {}
+    for layout in ("xml", "val_boxes", "kaggle"):
+        folder = roots[layout] = tmp_path / layout / "imagenet"
+        write_imagenet_train(folder, train.images, train.labels, WNIDS)
+        if layout == "kaggle":
+            write_imagenet_val(folder, val.images, val.labels, WNIDS, "kaggle", boxes=boxes)
+            (folder / "ILSVRC" / "Data" / "CLS-LOC").mkdir(parents=True)
+            shutil.move(folder / "val", folder / "ILSVRC" / "Data" / "CLS-LOC" / "val")
+        else:
+            write_imagenet_val(folder, val.images, val.labels, WNIDS, "class_folders")
+            write_imagenet_val_xml(folder, [(64, 64)] * len(val.labels), val.labels, WNIDS, boxes)
+            if layout == "val_boxes":
+                shutil.move(folder / VAL_XML_DIR, folder / "val_boxes")
+                shutil.rmtree(folder / "ILSVRC")
+    monkeypatch.setattr(bench.finetune, "finetune", lambda model, head, *a, **k: set_known_head(model.get_submodule(head)) or {"cached": False})
+    ckpt = save_cutmix_format(known_cam_net(), tmp_path / "known.pth.tar")
+    results = {}
+    for layout, folder in roots.items():
+        args = ["run", "--backbone", ckpt, "--arch", "known_cam:known_cam_net", "--num-classes", "10", "--task", "imagenet_loc",
+                "--data-root", folder.parent, "--results", tmp_path / f"r-{layout}", "--workers", "0"]
+        for s in SETTINGS:
+            args += ["--set", s]
+        code, _, err = run_bench(*args)
+        assert code == 0, err
+        record = json.loads(run_bench("export", "--results", tmp_path / f"r-{layout}")[1])[0]
+        rows = sorted((json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()), key=lambda r: r["id"])
+        rows = [{k: v for k, v in r.items() if k != "index"} for r in rows]  # the split's order differs between layouts
+        results[layout] = (record["metrics"], rows)
+    assert results["xml"] == results["val_boxes"] == results["kaggle"]
+    assert 0 < results["xml"][0]["gt_known_loc"] < 100
+
+
+@pytest.mark.parametrize("train_difficult", [False, True])
+def test_train_difficult_keeps_or_drops_difficult_objects(tmp_path, train_difficult):
+    from bench.data.voc import CLASSES, read_voc
+    from bench.mini.layouts import write_voc
+    from tasks.detection import VocTrainSet
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    objects = [[(3, 2, 2, 30, 30, False), (7, 40, 40, 50, 50, True)], [(1, 5, 5, 25, 25, True)]]
+    write_voc(tmp_path / "VOCdevkit", "2007", ["a", "b"], [image, image], objects, {"trainval": ["a", "b"]}, CLASSES)
+    train = read_voc(tmp_path / "VOCdevkit", [("2007", "trainval")])
+    data = VocTrainSet(train.images, "frcnn", train_difficult)
+    (_, first), (_, second) = data.sample(0, 0), data.sample(1, 0)
+    if train_difficult:
+        assert sorted(first["labels"].tolist()) == [4, 8] and second["labels"].tolist() == [2]
+    else:
+        assert first["labels"].tolist() == [4] and second["labels"].tolist() == []
+    boxes = first["boxes"][first["labels"] == 4][0].tolist()  # VOC's (3, 3, 31, 31) to 0-based corners, maybe flipped
+    assert boxes in ([2, 2, 31, 31], [64 - 31, 2, 64 - 2, 31])

@@ -22,13 +22,26 @@ def test_demo_small(tmp_path, capsys):
     assert "What it is not: a reproduction of the paper's numbers" in table
     rows = [line for line in table.splitlines() if line.startswith("| mini_")]
     assert [r.split("|")[1].strip() for r in rows] == ["mini_baseline", "mini_mixup", "mini_cutout", "mini_cutmix"]
-    assert "(" not in rows[0] and all("(+" in r or "(-" in r for r in rows[1:])  # deltas against the baseline
+    assert "(" not in rows[0]
     header = next(line for line in table.splitlines() if line.startswith("| Backbone"))
     for column in ("imagenet_cls/top1_err", "cub_loc/top1_loc", "cub_loc/maxboxacc_v2", "imagenet_loc/top1_loc", "imagenet_loc/maxboxacc_v2", "voc_det_ssd/map_voc07"):
         assert column in header
     assert "maxboxacc@30" not in header and "gt_known_loc" not in header  # the WSOL tasks' headline metrics only
     records = list(ResultsStore.open(tmp_path / "work" / "results", write=False).records())
     assert len(records) == 16 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
+    # every cell is the stored value, and every bracket that value minus the baseline's, to the printed digit
+    stored = {(r["backbone"]["name"], f"{r['task']['name']}/{m}"): v for r in records for m, v in r["metrics"].items()}
+    columns = [c.strip().rsplit(" ", 1)[0] for c in header.strip("|").split("|")[1:]]
+    deltas = 0
+    for row in rows:
+        name, *cells = [c.strip() for c in row.strip("|").split("|")]
+        for column, cell in zip(columns, cells):
+            value = stored[name, column]
+            assert cell.split(" ")[0] == f"{value:.2f}", (name, column, cell)
+            if name != "mini_baseline":
+                assert cell.split(" ")[1] == f"({value - stored['mini_baseline', column]:+.2f})", (name, column, cell)
+                deltas += 1
+    assert deltas == 3 * len(columns)
     # warm: nothing regenerated, retrained or re-run, and the same table
     assert demo.run_demo(tmp_path / "work", out, progress=False, spec=SMALL, settings=SHORT) == 0
     second = capsys.readouterr().out

@@ -242,6 +242,30 @@ def test_diverging_loss_stops_and_keeps_the_last_checkpoint(run_bench, voc_root,
     assert sqlite3.connect(tmp_path / "r" / "bench.sqlite").execute("SELECT count(*) FROM results").fetchone() == (0,)
 
 
+def test_divergence_keeps_the_last_checkpoint_and_a_rerun_resumes_there(voc_root, tmp_path):
+    """Losses become NaN from the 4th iteration on (a forward hook), with a checkpoint after every
+    iteration: the run stops naming iteration 4, iteration 3's checkpoint is kept, and a rerun
+    (without the fault) resumes from iteration 3."""
+    from bench.detection.train import Schedule, train_detector
+    from bench.errors import BenchError
+
+    sched = Schedule(iterations=6, batch_size=4, lr=0.01, steps=(5,), warmup_iters=2, checkpoint_every=1)
+    model, calls = _ssd(), [0]
+
+    def poison(module, inputs, losses):
+        calls[0] += 1
+        return {k: v * float("nan") for k, v in losses.items()} if calls[0] >= 4 else None
+
+    hook = model.register_forward_hook(poison)
+    with pytest.raises(BenchError) as err:
+        train_detector(model, _dataset(voc_root, "ssd"), sched, tmp_path / "s", "cpu", progress=False)
+    hook.remove()
+    assert "diverged at iteration 4" in err.value.message and f"the last good checkpoint (iteration 3) is kept in {tmp_path / 's'}" in err.value.message
+    assert torch.load(tmp_path / "s" / "state.pt", weights_only=True)["iteration"] == 3 and not (tmp_path / "s" / "detector.pt").exists()
+    info = train_detector(_ssd(), _dataset(voc_root, "ssd"), sched, tmp_path / "s", "cpu", progress=False)
+    assert info["resumed_from_iteration"] == 3 and [h[0] for h in info["loss_history"]] == [1, 2, 3, 4, 5, 6]
+
+
 def test_a_second_process_cannot_train_the_same_stage(voc_root, tmp_path):
     from bench.detection.train import Schedule, train_detector
     from bench.errors import BenchError

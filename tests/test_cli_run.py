@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torchvision import transforms as T
 
-from conftest import NUM_CLASSES, save_cutmix_format, tiny_model
+from conftest import NUM_CLASSES, assert_informative, save_cutmix_format, tiny_model
 
 CARD = """name: {name}
 description: tiny test backbone {name}
@@ -44,7 +44,7 @@ def direct_eval(checkpoint: Path, val: Path) -> dict[str, float]:
     model.load_state_dict({k.removeprefix("module."): v for k, v in sd.items()})
     tf = T.Compose([T.Resize(64), T.CenterCrop(56), T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
     data = torchvision.datasets.ImageFolder(str(val), tf)
-    loader = torch.utils.data.DataLoader(data, batch_size=7)
+    loader = torch.utils.data.DataLoader(data, batch_size=5)  # the run's batch size: convolutions need not be bit-identical across batch sizes
     top, targets = [], []
     with torch.no_grad():
         for x, y in loader:
@@ -69,6 +69,7 @@ def test_run_equals_direct_torchvision_and_stores_a_full_record(run_bench, cards
     assert rec["metrics"]["top1_err"] == ref["top1_err"]
     assert rec["metrics"]["top5_err"] == ref["top5_err"]
     assert 0 < ref["top5_err"] < 100  # a metric that can tell right from wrong
+    assert_informative(rec["metrics"])
     assert "| tiny_a   | imagenet_cls v1 | top1_err | ↓ |" in out and "12.50" in out
     # the record carries what DESIGN.md asks for
     assert rec["backbone"]["sha256"] == __import__("hashlib").sha256(cards["tiny_a"].read_bytes()).hexdigest()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NUM_CLASSES, make_val, save_cutmix_format, tiny_model
+from conftest import NUM_CLASSES, assert_informative, make_val, save_cutmix_format, tiny_model
 from interrupt_point import run_to_point
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,6 +188,7 @@ def test_torchrun_two_processes_equal_one(tmp_path, data_root, checkpoint):
     assert len(one) == len(two) == 1  # rank 0 alone wrote
     assert two[0]["device"]["world_size"] == 2
     assert two[0]["metrics"] == one[0]["metrics"]
+    assert_informative(one[0]["metrics"])
     assert two[0]["n_samples"] == one[0]["n_samples"]
     rows = lambda rec: Path(rec["artifacts"]["samples"]).read_text()
     assert rows(two[0]) == rows(one[0])  # same per-sample outputs, in dataset order
@@ -223,6 +224,7 @@ def test_torchrun_wsol_fine_tunes_data_parallel_and_scores_like_one_process(tmp_
     one = json.loads(bench("export", "--results", tmp_path / "one").stdout)
     assert one[0]["details"]["finetune"]["cached"] and one[0]["details"]["finetune"]["stage_dir"] == ft["stage_dir"]
     assert one[0]["metrics"] == two[0]["metrics"]
+    assert_informative(one[0]["metrics"])
     again = subprocess.run([*torchrun, "--results", str(tmp_path / "three")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     three = json.loads(bench("export", "--results", tmp_path / "three").stdout)
@@ -273,6 +275,7 @@ def test_torchrun_voc_detection_equals_one_process(tmp_path):
     assert record["device"]["world_size"] == 2 and 0 < voc07 < 100
     assert record["metrics"]["map_voc07"] == pytest.approx(voc07, abs=1e-9) and record["metrics"]["map_area"] == pytest.approx(area, abs=1e-9)
     assert [json.loads(r) for r in rows(record).splitlines()] == sample_rows(ids, planned, "ssd")
+    assert_informative(record["metrics"])
 
     # killed mid-training, blocked right after its first checkpoint (iteration 2), then run again: it resumes there
     slow = args_for("voc_det_ssd", ckpt, root, tmp_path / "three", extra=["iterations=6", "checkpoint_every=2"])

@@ -141,6 +141,31 @@ def recomputed(kind, stage_dir, test, batch_size=4):
     return float(np.mean([100 * a for a in ref if not math.isnan(a)])), len(rows)
 
 
+@pytest.mark.parametrize("task", ["voc_det_frcnn", "voc_det"])
+def test_task_evaluation_scores_fixed_detections_exactly(run_bench, voc_root, mini_ckpt, tmp_path, monkeypatch, task):
+    """The task's evaluation (loader, frame and label conversion, gather, scoring, samples file) on a
+    detector whose outputs are planned from the generator's records: jittered GT boxes, wrong
+    classes, duplicates, misses and background boxes. The metrics equal the classic loop on the
+    planned detections and every per-image row is exactly the planned one."""
+    ids, objects = tiny_voc_test()
+    planned = plan_detections(objects)
+    (tmp_path / "planned.json").write_text(json.dumps(dict(zip(ids, planned))))
+    use_fixed_detector(tmp_path / "planned.json", monkeypatch.setattr)
+    code, _, err = run_bench(*args_for(task, mini_ckpt, voc_root, tmp_path / "r"))
+    assert code == 0, err
+    record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
+    voc07, area = expected_voc07(objects, planned)
+    assert 0 < voc07 < 100 and 0 < area < 100
+    kinds = ("frcnn", "ssd") if task == "voc_det" else ("frcnn",)
+    prefix = {k: f"{k}_" if task == "voc_det" else "" for k in kinds}
+    for kind in kinds:
+        assert record["metrics"][prefix[kind] + "map_voc07"] == pytest.approx(voc07, abs=1e-9)
+        assert record["metrics"][prefix[kind] + "map_area"] == pytest.approx(area, abs=1e-9)
+    rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
+    assert rows == [r for kind in kinds for r in sample_rows(ids, planned, kind)]
+    assert_informative(record["metrics"])
+
+
 def test_voc_det_metrics_equal_an_independent_recomputation(run_bench, tmp_path, mini_ckpt):
     root = write_learnable_voc(tmp_path / "data")
     code, out, err = run_bench(*learn_args("voc_det", mini_ckpt, root, tmp_path / "r"))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.data.wsol_metadata import WsolMetadata, write_wsol_metadata
+from conftest import assert_informative
 from test_metrics_wsol import naive_accuracies, varied_maps
 
 
@@ -35,6 +36,7 @@ def test_score_wsol_matches_the_naive_loop(scored, run_bench):
     for t, v in per_iou.items():
         assert result[f"maxboxacc@{t}"] == v
     assert result["maxboxacc_v2"] == np.mean(list(per_iou.values())) and result["images"] == 18
+    assert_informative({k: v for k, v in result.items() if k.startswith("maxboxacc")})
     code, out, _ = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--interval", "0.01", "--iou", "50", "--largest-contour")
     assert json.loads(out)["maxboxacc"] == naive_accuracies(maps, gts, 0.01, (50,), False)[50].max() * 100.0 / 18
 
@@ -73,6 +75,7 @@ def test_predictions_give_top1_maxboxacc(scored, run_bench):
     assert all(result[f"top1_maxboxacc@{t}"] == v for t, v in per_iou.items())
     assert result["top1_cls_acc"] == 100.0 * sum(right) / len(ids)
     assert result["maxboxacc_v2"] >= result["top1_maxboxacc_v2"]
+    assert_informative({k: v for k, v in result.items() if k.startswith("top1_")})
     (root / "preds.json").write_text(json.dumps(preds))
     code, out, _ = run_bench("score", "wsol", "--scoremaps", root / "maps", "--metadata", root / "meta", "--interval", "0.01", "--predictions", root / "preds.json")
     assert json.loads(out)["top1_maxboxacc_v2"] == result["top1_maxboxacc_v2"]

@@ -13,6 +13,7 @@ from bench.data.voc import CLASSES, read_voc
 from bench.errors import BenchError
 from bench.mini.digits import make_detection_scenes
 from bench.mini.layouts import write_voc
+from conftest import assert_informative
 from voc_reference import classic_ap
 
 
@@ -89,6 +90,7 @@ def test_score_voc_files_and_json_match_the_classic_loop(devkit, tmp_path, run_b
     ref = classic_ap(plain, np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), boxes, 20)
     scored = [a for a in ref if not math.isnan(a)]
     assert result["map_voc07"] == np.mean([100 * a for a in scored])
+    assert_informative({k: result[k] for k in ("map_voc07", "map_area", "coco_ap", "coco_ap50", "coco_ap75")})
     for name, a in zip(CLASSES, ref):
         assert result["per_class"][name]["ap_voc07"] == (None if math.isnan(a) else 100 * a)
     coco = [{"image_id": test.images[k].image_id, "category_id": c + 1, "bbox": [b[0] - 1, b[1] - 1, b[2] - b[0] + 1, b[3] - b[1] + 1], "score": s}
@@ -156,3 +158,4 @@ def test_coco_numbers_equal_pycocotools_on_hand_written_files(devkit, tmp_path, 
     assert code == 0, err
     result = json.loads(text)
     assert (result["coco_ap"], result["coco_ap50"], result["coco_ap75"]) == (100 * ev.stats[0], 100 * ev.stats[1], 100 * ev.stats[2])
+    assert_informative({k: result[k] for k in ("coco_ap", "coco_ap50", "coco_ap75")})

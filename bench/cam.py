@@ -48,10 +48,13 @@ class CamExtractor:
 
 
 def scoremaps(cams: torch.Tensor, size: tuple[int, int]) -> list[np.ndarray]:
-    """Each CAM resized to (width, height) with cv2's bicubic and min-max normalised (NaN or constant -> zeros)."""
+    """Each CAM resized to (width, height) with cv2's bicubic and min-max normalised (NaN or constant
+    -> zeros), in float64 as wsolevaluation does (its t2n casts the CAM to float64 before the resize),
+    so that the uint8 truncation that follows sees the same values."""
     import cv2
 
-    return [normalize_scoremap(cv2.resize(c, size, interpolation=cv2.INTER_CUBIC)) for c in cams.detach().float().cpu().numpy()]
+    cams64 = cams.detach().float().cpu().numpy().astype(np.float64)
+    return [normalize_scoremap(cv2.resize(c, size, interpolation=cv2.INTER_CUBIC)) for c in cams64]
 
 
 CAM_METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "scorecam", "eigencam")

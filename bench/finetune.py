@@ -5,7 +5,9 @@ momentum, one learning rate for the head and another for the rest, decayed by `g
 `step` epochs. The state (model, optimiser, schedule, RNG) is written atomically after every
 epoch into the stage folder, so Ctrl-C or a crash resumes from the last whole epoch, and the
 finished weights are reused by every later run with the same settings. Under torchrun the
-model is wrapped in DistributedDataParallel and each rank trains on its share; rank 0 writes.
+model is wrapped in DistributedDataParallel; `batch_size` is the global batch, split evenly over
+the ranks (each global batch is the one a single process would take, so the learning rate means
+the same at any world size); rank 0 writes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def finetune(
     """
     from tqdm import tqdm
 
+    if cfg.batch_size % world_size:
+        raise BenchError(f"batch_size {cfg.batch_size} does not split over {world_size} processes", f"use a multiple of {world_size} (batch_size is the global batch)")
+    per_rank = cfg.batch_size // world_size
     final = stage_dir / "finetuned.pt"
     if final.is_file():
         done = torch.load(final, map_location="cpu", weights_only=True)
@@ -100,17 +105,20 @@ def finetune(
 
     net = data_parallel(model, device, world_size)
     started = time.perf_counter()
-    per_epoch = -(-(len(dataset) // world_size) // cfg.batch_size)
+    usable = len(dataset) - len(dataset) % world_size
+    per_epoch = -(-usable // cfg.batch_size)
     bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, desc="fine-tune", unit="step", disable=not progress, leave=False)
+    steps = 0
     for epoch in range(start, cfg.epochs):
         # the order depends only on (seed, epoch), so a resumed run sees the same batches
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(dataset), generator=gen).tolist()
+        order = torch.randperm(len(dataset), generator=gen).tolist()[:usable]
         # every rank takes as many samples (DDP needs the same number of steps on each rank): up to
-        # world_size - 1 samples sit out each epoch, different ones each time
-        order = order[: len(order) - len(order) % world_size][rank::world_size]
+        # world_size - 1 samples sit out each epoch, different ones each time. Each global batch of
+        # batch_size is split evenly, so DDP's mean of the ranks' gradients is the global batch's.
+        mine = [i for k in range(0, usable, cfg.batch_size) for i in order[k:k + cfg.batch_size][rank::world_size]]
         loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(dataset, order), batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
+            torch.utils.data.Subset(dataset, mine), batch_size=per_rank, shuffle=False, num_workers=workers,
             generator=gen, pin_memory=device.startswith("cuda"),
         )
         torch.manual_seed(seed * 100_003 + epoch)  # augmentation draws in the main process
@@ -124,6 +132,7 @@ def finetune(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            steps += 1
             total += float(loss.detach()) * len(targets)
             seen += len(targets)
             bar.update(1)
@@ -136,7 +145,8 @@ def finetune(
     bar.close()
     model.eval()
     info = {"epochs": cfg.epochs, "config": asdict(cfg), "train_loss": history, "resumed_from_epoch": start,
-            "seconds": round(time.perf_counter() - started, 1), "train_images": len(dataset)}
+            "seconds": round(time.perf_counter() - started, 1), "train_images": len(dataset), "world_size": world_size,
+            "per_process_batch": per_rank, "steps_per_epoch": per_epoch, "steps_this_run": steps}
     if rank == 0:
         (stage_dir / "finetuned.json").write_text(json.dumps(info))
         save_atomic({"model": model.state_dict()}, final)  # last: its presence marks the stage done

@@ -64,6 +64,10 @@ def resolve_config(task: Task, card: BackboneCard, opts: RunOptions) -> dict[str
         if mini is None:
             raise BenchError(f"task {task.name} has no mini variant", "drop --mini, or see 'bench list tasks'")
         overrides = {**mini, **overrides}
+    # a preset stands for several settings; --set and --mini values win over it
+    for key in [k for k in overrides if k.split(".")[-1] == "preset"]:
+        group = key[: -len("preset")]
+        overrides = {**{group + k: v for k, v in task.preset(group.rstrip("."), str(overrides[key])).items()}, **overrides}
     for key, value in overrides.items():
         # 'a.b=v' sets b inside the setting group a (e.g. voc_det's frcnn.iterations)
         *groups, leaf = key.split(".")

@@ -210,7 +210,7 @@ def score_voc(detections: Path, devkit: Path, split: str = "2007:test") -> dict[
     year, _, name = split.partition(":")
     if not year or not name:
         raise BenchError(f"--split expects YEAR:SPLIT, got '{split}'", "e.g. --split 2007:test")
-    data = read_voc(devkit, [(year, name)])
+    data = read_voc(devkit, [(year, name)], images=False)  # scoring needs no images
     dets = read_voc_detections(detections, [i.image_id for i in data.images], CLASSES)
     gt = [GroundTruth(i.boxes, i.labels, i.difficult) for i in data.images]
     try:

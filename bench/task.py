@@ -89,6 +89,12 @@ class Task:
         """The protocol's parameters, with the paper's values as defaults."""
         return {}
 
+    def preset(self, group: str, name: str) -> dict[str, Any]:
+        """The settings that `--set [group.]preset=name` stands for (a paper codebase's values at once)."""
+        from bench.errors import BenchError
+
+        raise BenchError(f"task {self.name} has no presets", "drop --set preset=...")
+
     def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
         """Resolve and check the data without running; return a short summary. Raise BenchError."""
         raise NotImplementedError

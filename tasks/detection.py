@@ -23,16 +23,39 @@ COMMON = {
     "test_set": ["2007", "test"],
     "frozen_stages": 2,  # stem + layer1 frozen (detectron2 FREEZE_AT=2)
     "freeze_bn": True,  # FrozenBatchNorm2d with the checkpoint's statistics
-    "train_difficult": False,  # difficult objects are left out of training, as in both paper codebases
     "warmup_iters": 500,
     "checkpoint_every": 1000,
     "momentum": 0.9,
+    "amp": False,  # bf16 autocast on CUDA: off until a GPU run shows the metric unchanged (bf16 rounds decoded boxes)
 }
 FRCNN = {
     **COMMON, "design": "c4", "iterations": 120_000, "batch_size": 8, "lr": 0.01, "steps": [100_000], "weight_decay": 1e-4,
     "min_size": 600, "max_size": 1000, "anchor_sizes": [32, 64, 128, 256, 512], "rois_per_image": 512, "rpn_top_n": [2000, 2000, 1000, 1000],
+    "train_difficult": True,  # jwyang's pascal_voc.py keeps difficult objects (its filter is commented out), as detectron2 does
+    "box_nms_thresh": 0.5, "box_score_thresh": 0.05,  # test time, torchvision's (jwyang: 0.3, 0.0)
+    "roi_max_pool": False,  # jwyang: RoIAlign 14, max-pool to 7, layer4 to 4x4
+    "rpn_channels": None,  # the RPN conv's width; None keeps the feature map's (jwyang: 512)
+    "rpn_min_size": [0.001, 0.001],  # proposals smaller than this (train, test; input pixels) are dropped (jwyang: 8, 16)
+    "bias_weight_decay": True,  # jwyang: none on biases
+    "preset": "default",  # "jwyang": all of jwyang's faster-rcnn.pytorch values at once (PRESETS)
 }
-SSD = {**COMMON, "size": 300, "iterations": 120_000, "batch_size": 32, "lr": 1e-3, "steps": [80_000, 100_000], "weight_decay": 5e-4}
+SSD = {**COMMON, "size": 300, "iterations": 120_000, "batch_size": 32, "lr": 1e-3, "steps": [80_000, 100_000], "weight_decay": 5e-4,
+       "train_difficult": False,  # ssd.pytorch's VOCAnnotationTransform drops them (keep_difficult=False)
+       "prior_scales": "voc",  # SSD300's VOC prior sizes (30 ... 264 px); "coco" for ssd.pytorch's COCO ones
+       "extras": "strided",  # the 5x5 -> 3x3 extra block: a padded 3x3 stride 2 ("ssd_pytorch": a valid 3x3)
+       "l2norm_scale": None,  # ssd.pytorch: L2Norm(512, 20) on the first source
+       "topk_candidates": 400, "detections_per_img": 200,  # test time, torchvision's (ssd.pytorch: 200 per class, no cap per image)
+       "bias_weight_decay": True,
+       "preset": "default"}  # "ssd_pytorch": all of ssd.pytorch's values at once (PRESETS)
+# the paper codebases' settings, selected at once with --set preset=NAME (or frcnn.preset= / ssd.preset= in voc_det);
+# the paper's schedules (batch, lr, iterations) stay, as the paper states them
+PRESETS = {
+    "frcnn": {"jwyang": {"anchor_sizes": [128, 256, 512], "rois_per_image": 256, "rpn_top_n": [12000, 2000, 6000, 300], "box_nms_thresh": 0.3,
+                         "box_score_thresh": 0.0, "roi_max_pool": True, "rpn_channels": 512, "rpn_min_size": [8, 16], "bias_weight_decay": False,
+                         "warmup_iters": 0, "train_difficult": True}},
+    "ssd": {"ssd_pytorch": {"extras": "ssd_pytorch", "l2norm_scale": 20, "topk_candidates": 200, "detections_per_img": 4000, "prior_scales": "voc",
+                            "train_difficult": False}},
+}
 SCHEDULE_KEYS = ("iterations", "batch_size", "lr", "steps", "momentum", "weight_decay", "warmup_iters", "checkpoint_every")
 
 
@@ -86,6 +109,21 @@ class VocEvalSet(torch.utils.data.Dataset):
         return v2.functional.to_dtype(v2.functional.pil_to_tensor(load_rgb(self.images[index].path)), torch.float32, scale=True), index
 
 
+def check_settings(kind: str, cfg: dict[str, Any]) -> None:
+    """Settings with a fixed set of values, refused in one line before any data is read."""
+    from bench.detection.models import EXTRAS, PRIOR_SCALES
+
+    if kind == "ssd" and cfg["prior_scales"] not in PRIOR_SCALES:
+        raise BenchError(f"unknown prior_scales '{cfg['prior_scales']}'", f"use {' or '.join(PRIOR_SCALES)} (SSD300's VOC or COCO prior sizes)")
+    if kind == "ssd" and cfg["extras"] not in EXTRAS:
+        raise BenchError(f"unknown extras '{cfg['extras']}'", f"use {' or '.join(EXTRAS)}")
+    if kind == "frcnn" and cfg["design"] != "c4" and (cfg["roi_max_pool"] or cfg["rpn_channels"]):
+        raise BenchError("roi_max_pool and rpn_channels apply to the C4 design only", "drop them, or --set design=c4")
+    if kind == "frcnn" and (len(cfg["rpn_min_size"]) != 2 or not 0 <= cfg["box_nms_thresh"] <= 1 or not 0 <= cfg["box_score_thresh"] < 1):
+        raise BenchError(f"Faster R-CNN test settings make no sense: rpn_min_size {cfg['rpn_min_size']}, box_nms_thresh {cfg['box_nms_thresh']}, box_score_thresh {cfg['box_score_thresh']}",
+                         "rpn_min_size=[TRAIN,TEST], box_nms_thresh in [0, 1], box_score_thresh in [0, 1)")
+
+
 def detection_scores(gt: list[Any], dets: Any, class_names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, Any]]:
     """bench.metrics.voc.detection_metrics, with its one error as a BenchError."""
     from bench.metrics.voc import detection_metrics
@@ -99,7 +137,9 @@ def detection_scores(gt: list[Any], dets: Any, class_names: tuple[str, ...]) -> 
 class VocDetection(Task):
     """One detector (`kind`), or several (voc_det), each trained as a cached stage."""
 
-    version = "1"
+    # 2: SSD300's VOC prior boxes (were COCO's), difficult objects kept in Faster R-CNN training,
+    #    stages keyed by the number of processes
+    version = "2"
     datasets = ("voc",)
     replaces_head = True
     kinds: tuple[str, ...] = ()
@@ -109,6 +149,14 @@ class VocDetection(Task):
         if len(self.kinds) == 1:
             return dict(FRCNN if self.kinds[0] == "frcnn" else SSD)
         return {"frcnn": dict(FRCNN), "ssd": dict(SSD)}
+
+    def preset(self, group: str, name: str) -> dict[str, Any]:
+        kind = group or self.kinds[0]
+        if name == "default":
+            return {}
+        if name not in PRESETS.get(kind, {}):
+            raise BenchError(f"unknown {kind} preset '{name}'", f"use default or {' or '.join(PRESETS.get(kind, {}))}")
+        return PRESETS[kind][name]
 
     def _configs(self, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {self.kinds[0]: config} if len(self.kinds) == 1 else {k: config[k] for k in self.kinds}
@@ -134,6 +182,8 @@ class VocDetection(Task):
             if sets not in read:
                 read[sets] = read_voc(ctx.data.dir("voc"), list(sets))
             return read[sets]
+        for kind, cfg in self._configs(ctx.config).items():
+            check_settings(kind, cfg)
         for kind, cfg in self._configs(ctx.config).items():
             prefix = "" if len(self.kinds) == 1 else f"{kind}_"
             train = splits(tuple(tuple(s) for s in cfg["train_sets"]))
@@ -165,13 +215,15 @@ class VocDetection(Task):
         except (ValueError, AttributeError) as exc:
             raise BenchError(f"cannot build the {kind} detector on {card.name}: {exc}", "detection needs a ResNet-style backbone (conv1, bn1, layer1..layer4)") from None
         sched = Schedule(int(cfg["iterations"]), int(cfg["batch_size"]), float(cfg["lr"]), tuple(int(s) for s in cfg["steps"]), 0.1, float(cfg["momentum"]),
-                         float(cfg["weight_decay"]), int(cfg["warmup_iters"]), 0.001, int(cfg["checkpoint_every"]))
+                         float(cfg["weight_decay"]), int(cfg["warmup_iters"]), 0.001, int(cfg["checkpoint_every"]), bool(cfg["bias_weight_decay"]))
         # what the detector's training depends on; the same for voc_det's and voc_det_<kind>'s configs
         settings = {k: v for k, v in cfg.items() if k not in ("test_set", "preprocessing", "num_classes", "limit")}
         settings["input_mean_std"] = [list(card.preprocessing.mean), list(card.preprocessing.std)]
+        if ctx.world_size > 1:  # per-process batches change the epochs' composition (and BN statistics when BN trains)
+            settings["world_size"] = ctx.world_size
         stage = ctx.stage_dir(kind, {"task_family": "voc_det", "version": self.version, "train": train.name, **settings}, family="voc_det")
         info = train_detector(model, VocTrainSet(train.images, kind, bool(cfg["train_difficult"])), sched, stage, ctx.device, ctx.seed, ctx.workers,
-                              ctx.progress, ctx.rank, ctx.world_size)
+                              ctx.progress, ctx.rank, ctx.world_size, amp=bool(cfg["amp"]))
         return model.to(ctx.device).eval(), info
 
     def _detect(self, ctx: RunContext, model: torch.nn.Module, test: Any, chosen: list[int]) -> tuple[list[Any], Any]:

@@ -105,7 +105,9 @@ def set_layer_stride(layer: nn.Module, stride: int) -> list[str]:
 class Localization(Task):
     """Shared by cub_loc and imagenet_loc; subclasses name the dataset and the paper's schedule."""
 
-    version = "1"
+    # 2: score maps resized and normalised in float64 (wsolevaluation's), batch_size the global
+    #    batch under torchrun
+    version = "2"
     datasets: tuple[str, ...] = ()
     replaces_head = True
     metrics = (
@@ -204,8 +206,11 @@ class Localization(Task):
             check_boxes_inside(split)
         model, changed = self.build(ctx.backbone, cfg, ctx.seed, len(split.classes))
         prepare = Normalizer(card.preprocessing, ctx.device)
+        # the number of processes changes training (BatchNorm statistics are per process, and up to
+        # world_size - 1 samples sit out each epoch): it keys the stage, except for one process
         train_settings = {"dataset": self.datasets[0], "classes": len(split.classes), "finetune": ft.__dict__,
-                          "resize": cfg["resize"], "crop": cfg["crop"], "layer4_stride": cfg["layer4_stride"]}
+                          "resize": cfg["resize"], "crop": cfg["crop"], "layer4_stride": cfg["layer4_stride"],
+                          **({"world_size": ctx.world_size} if ctx.world_size > 1 else {})}
         stage = ctx.stage_dir("finetune", train_settings)
         train = self.read_train(ctx.data)
         if len(train.classes) != len(split.classes):

@@ -86,7 +86,7 @@ def reference(model, paths, targets, gt_boxes_of, resize, crop, size, interval, 
         return out
 
     def cam_map(feats, cls, out):
-        cam = (model.fc.weight[cls][:, None, None] * feats).mean(0).numpy()
+        cam = (model.fc.weight[cls][:, None, None] * feats).mean(0).numpy().astype(np.float64)  # wsolevaluation's t2n
         cam = cv2.resize(cam, (out, out), interpolation=cv2.INTER_CUBIC)
         if np.isnan(cam).any() or cam.max() == cam.min():
             return np.zeros_like(cam)
@@ -135,7 +135,7 @@ def paper_reference(model, val, resize, crop, threshold=0.15):
     off = int(round((resize - crop) / 2))
 
     def cam_box(feats, cls):
-        cam = (model.fc.weight[cls][:, None, None] * feats).mean(0).numpy()
+        cam = (model.fc.weight[cls][:, None, None] * feats).mean(0).numpy().astype(np.float64)
         cam = cv2.resize(cam, (crop, crop), interpolation=cv2.INTER_CUBIC)
         if cam.max() == cam.min():
             return None
@@ -392,3 +392,12 @@ def test_paper_protocol_hits_and_misses_with_a_known_cam(run_bench, tmp_path, sc
     rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
     assert {r["id"]: (r["pred"], r["iou"], r["gt_known_iou"], r["top1_loc"], r["gt_known_loc"]) for r in rows} == dict(zip(ids, per_image))
     assert_informative(m)
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tmp_path):
+    from bench.errors import BenchError
+    from bench.finetune import FinetuneConfig, finetune
+
+    with pytest.raises(BenchError, match="batch_size 8 does not split over 3 processes") as err:
+        finetune(mini_resnet(10), "fc", [], FinetuneConfig(1, 8, 0.01, 0.001, 1), tmp_path / "s", "cpu", lambda x: x, rank=0, world_size=3)
+    assert "use a multiple of 3" in err.value.hint and not (tmp_path / "s").exists()

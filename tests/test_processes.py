@@ -287,3 +287,22 @@ def test_torchrun_voc_detection_equals_one_process(tmp_path):
     assert again.returncode == 0, again.stderr
     record = json.loads(bench("export", "--results", tmp_path / "three").stdout)[0]
     assert record["details"]["ssd"]["train"]["resumed_from_iteration"] == 2
+
+
+def test_wsol_fine_tuning_batch_is_global_under_torchrun(tmp_path):
+    """batch_size is the global batch: 1 process and 2 processes on gloo take the same optimizer
+    steps and, on a BatchNorm-free network without augmentation, reach the same weights."""
+    import torch
+
+    one = subprocess.run([sys.executable, "tests/finetune_ddp.py", str(tmp_path / "one.pt")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "tests/finetune_ddp.py", str(tmp_path / "two.pt")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    info1, info2 = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert (info1["steps_this_run"], info1["per_process_batch"]) == (6, 8) and (info2["steps_this_run"], info2["per_process_batch"]) == (6, 4)
+    w1, w2 = torch.load(tmp_path / "one.pt", weights_only=True), torch.load(tmp_path / "two.pt", weights_only=True)
+    assert not torch.equal(w1["fc.weight"], __import__("finetune_ddp").Plain().fc.weight.detach())  # it trained
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-5, atol=1e-6)

@@ -114,3 +114,26 @@ def test_train_difficult_keeps_or_drops_difficult_objects(tmp_path, train_diffic
         assert first["labels"].tolist() == [4] and second["labels"].tolist() == []
     boxes = first["boxes"][first["labels"] == 4][0].tolist()  # VOC's (3, 3, 31, 31) to 0-based corners, maybe flipped
     assert boxes in ([2, 2, 31, 31], [64 - 31, 2, 64 - 2, 31])
+
+
+@pytest.mark.parametrize("scales,min_size,max_size", [("voc", 30, 60), ("coco", 21, 45)])
+def test_ssd300_priors_of_the_38x38_map_are_ssd_pytorchs(scales, min_size, max_size):
+    """ssd.pytorch's config: on the 38x38 map (step 8) every location has a min_size box, a
+    sqrt(min_size * max_size) box and min_size boxes of ratio 2 and 1/2, centred at (j + 0.5) * 8."""
+    from torchvision.models.detection.image_list import ImageList
+
+    from bench.detection.models import build_detector
+    from tasks.detection import SSD
+
+    model = build_detector("ssd", torchvision.models.resnet50(weights=None), 20, [0.5] * 3, [0.25] * 3, {**SSD, "prior_scales": scales}).eval()
+    with torch.no_grad():
+        maps = list(model.backbone(torch.zeros(1, 3, 300, 300)).values())
+    anchors = model.anchor_generator(ImageList(torch.zeros(1, 3, 300, 300), [(300, 300)]), maps)[0]
+    assert anchors.shape == (8732, 4)
+    big = (min_size * max_size) ** 0.5
+    for (row, col) in [(0, 0), (0, 1), (5, 17)]:
+        cx, cy = (col + 0.5) * 8, (row + 0.5) * 8
+        first = anchors[4 * (row * 38 + col):4 * (row * 38 + col) + 4]
+        sizes = [(min_size, min_size), (big, big), (min_size * 2**0.5, min_size / 2**0.5), (min_size / 2**0.5, min_size * 2**0.5)]
+        expected = torch.tensor([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] for w, h in sizes])
+        torch.testing.assert_close(first, expected.float(), atol=1e-3, rtol=0)

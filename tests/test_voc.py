@@ -159,3 +159,20 @@ def test_coco_numbers_equal_pycocotools_on_hand_written_files(devkit, tmp_path, 
     result = json.loads(text)
     assert (result["coco_ap"], result["coco_ap50"], result["coco_ap75"]) == (100 * ev.stats[0], 100 * ev.stats[1], 100 * ev.stats[2])
     assert_informative({k: result[k] for k in ("coco_ap", "coco_ap50", "coco_ap75")})
+
+
+def test_score_voc_needs_no_images(devkit, tmp_path, run_bench):
+    """Scoring reads Annotations and ImageSets/Main only: a devkit without JPEGImages scores the same."""
+    import shutil
+
+    root, _ = devkit
+    test = read_voc(root, [("2007", "test")])
+    coco = [{"image_id": i.image_id, "category_id": int(c) + 1, "bbox": [b[0] - 1 + 15 * (k % 2), b[1] - 1, b[2] - b[0] + 1, b[3] - b[1] + 1], "score": 0.1 + k % 3}
+            for i in test.images for k, (b, c) in enumerate(zip(i.boxes.tolist(), i.labels))]  # every other box moved off its object
+    (tmp_path / "dets.json").write_text(json.dumps(coco))
+    code, with_images, err = run_bench("score", "voc", "--detections", tmp_path / "dets.json", "--devkit", root)
+    assert code == 0, err
+    shutil.rmtree(root / "VOC2007" / "JPEGImages")
+    code, without, err = run_bench("score", "voc", "--detections", tmp_path / "dets.json", "--devkit", root)
+    assert code == 0, err
+    assert json.loads(without) == json.loads(with_images) and 0 < json.loads(without)["map_voc07"] < 100

@@ -103,18 +103,19 @@ def read_split_ids(devkit: Path, year: str, split: str) -> list[str]:
     return ids
 
 
-def read_voc(devkit: Path, sets: list[tuple[str, str]]) -> VocSplit:
-    """The union of (year, split) image sets, e.g. [('2007', 'trainval'), ('2012', 'trainval')]."""
+def read_voc(devkit: Path, sets: list[tuple[str, str]], images: bool = True) -> VocSplit:
+    """The union of (year, split) image sets, e.g. [('2007', 'trainval'), ('2012', 'trainval')].
+    images=False reads only what scoring needs (Annotations, ImageSets/Main): JPEGImages may be absent."""
     out = VocSplit("+".join(f"{y[2:]} {s}" for y, s in sets))
     for year, split in sets:
         folder = devkit / f"VOC{year}"
         ids = read_split_ids(devkit, year, split)
-        jpegs = {e.name for e in os.scandir(folder / "JPEGImages")} if (folder / "JPEGImages").is_dir() else set()
+        jpegs = {e.name for e in os.scandir(folder / "JPEGImages")} if images and (folder / "JPEGImages").is_dir() else set()
         for image_id in ids:
             xml = folder / "Annotations" / f"{image_id}.xml"
             if not xml.is_file():
                 raise BenchError(f"annotation {xml} is missing ({split}.txt lists {image_id})", "restore Annotations/ from the VOC tar files")
-            if f"{image_id}.jpg" not in jpegs:
+            if images and f"{image_id}.jpg" not in jpegs:
                 raise BenchError(f"image {folder / 'JPEGImages' / (image_id + '.jpg')} is missing ({split}.txt lists it)", "restore JPEGImages/ from the VOC tar files")
             out.images.append(read_annotation(xml, image_id, year, folder / "JPEGImages" / f"{image_id}.jpg"))
     return out

@@ -10,7 +10,9 @@
 - One process at a time: the stage folder is locked while training; a second run naming the same
   stage stops with a message instead of writing over it.
 - Under torchrun: DistributedDataParallel, `batch_size` is the total over ranks, rank 0 writes.
-- AMP (bfloat16 autocast) on CUDA.
+- AMP (bfloat16 autocast) on CUDA only when asked (`amp`): torchvision's box coder decodes in the
+  codes' dtype, so under bf16 proposal coordinates round to 4 px at 512-1024 px. The record says
+  which precision trained the detector.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Schedule:
     warmup_iters: int = 500
     warmup_factor: float = 0.001
     checkpoint_every: int = 1000
+    bias_weight_decay: bool = True  # jwyang's faster-rcnn.pytorch: no weight decay on biases (BIAS_DECAY False)
 
     def check(self, world_size: int) -> None:
         if self.iterations < 1 or self.batch_size < 1 or self.lr <= 0 or self.checkpoint_every < 1:
@@ -93,6 +96,14 @@ def _plan(n: int, per_rank: int, seed: int, start: int, rank: int, world_size: i
         yield items
 
 
+def param_groups(model: torch.nn.Module, sched: Schedule) -> list[dict[str, Any]]:
+    """The trainable parameters; without bias_weight_decay the biases form a group without weight decay."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if sched.bias_weight_decay:
+        return [{"params": [p for _, p in params]}]
+    return [{"params": [p for n, p in params if not n.endswith(".bias")]}, {"params": [p for n, p in params if n.endswith(".bias")], "weight_decay": 0.0}]
+
+
 def _lock(stage_dir: Path) -> Any:
     """An exclusive, non-blocking lock on the stage folder; None when another process holds it."""
     import fcntl
@@ -125,6 +136,7 @@ def train_detector(
     rank: int = 0,
     world_size: int = 1,
     on_checkpoint: Callable[[int], None] | None = None,
+    amp: bool = False,
 ) -> dict[str, Any]:
     """Train in place, or load the finished stage; returns what the record keeps."""
     from bench.evaluation import broadcast
@@ -144,19 +156,18 @@ def train_detector(
     if error is not None:
         raise BenchError(*error)
     try:
-        return _train(model, dataset, sched, stage_dir, device, seed, workers, progress, rank, world_size, on_checkpoint)
+        return _train(model, dataset, sched, stage_dir, device, seed, workers, progress, rank, world_size, on_checkpoint, amp)
     finally:
         if lock is not None:
             lock.close()
 
 
 def _train(model: torch.nn.Module, dataset: Any, sched: Schedule, stage_dir: Path, device: str, seed: int, workers: int, progress: bool,
-           rank: int, world_size: int, on_checkpoint: Callable[[int], None] | None) -> dict[str, Any]:
+           rank: int, world_size: int, on_checkpoint: Callable[[int], None] | None, amp: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=sched.lr, momentum=sched.momentum, weight_decay=sched.weight_decay)
+    opt = torch.optim.SGD(param_groups(model, sched), lr=sched.lr, momentum=sched.momentum, weight_decay=sched.weight_decay)
     state_path = stage_dir / "state.pt"
     start, history = 0, []
     if state_path.is_file():
@@ -171,7 +182,7 @@ def _train(model: torch.nn.Module, dataset: Any, sched: Schedule, stage_dir: Pat
     # loader workers prepare whole batches in parallel; the DataLoader hands them back in plan order
     loader = torch.utils.data.DataLoader(_Samples(dataset), batch_sampler=_plan(len(dataset), per_rank, seed, start, rank, world_size),
                                          num_workers=workers, collate_fn=lambda batch: batch, prefetch_factor=2 if workers else None)
-    amp = device.startswith("cuda")
+    amp = amp and device.startswith("cuda")
     net.train()
     started = time.perf_counter()
     bar = tqdm(total=sched.iterations, initial=start, desc="train detector", unit="it", disable=not progress, leave=False)
@@ -208,7 +219,8 @@ def _train(model: torch.nn.Module, dataset: Any, sched: Schedule, stage_dir: Pat
     bar.close()
     seconds = time.perf_counter() - started
     info = {"schedule": asdict(sched), "loss_history": history, "resumed_from_iteration": start, "seconds": round(seconds, 1),
-            "train_images": len(dataset), "images_per_s": round(images_seen * world_size / seconds, 2) if seconds else None, "world_size": world_size}
+            "train_images": len(dataset), "images_per_s": round(images_seen * world_size / seconds, 2) if seconds else None, "world_size": world_size,
+            "precision": "bf16 autocast" if amp else "fp32"}
     if rank == 0:
         (stage_dir / "detector.json").write_text(json.dumps(info))
         save_atomic({"model": model.state_dict()}, stage_dir / "detector.pt")  # last: its presence marks the stage done

@@ -43,6 +43,29 @@ class FinetuneConfig:
             raise BenchError(f"fine-tuning learning rates must be positive (head {self.lr_head}, body {self.lr_body})", "e.g. --set lr_head=0.01 --set lr_body=0.001")
 
 
+RECIPES = ("paper", "wsolevaluation")
+
+
+def optimizer_for(model: torch.nn.Module, fast: tuple[str, ...], cfg: FinetuneConfig, recipe: str = "paper") -> tuple[torch.optim.Optimizer, Any]:
+    """SGD and its schedule. `fast` names the modules trained at lr_head (the rest at lr_body).
+
+    - paper (CutMix App. B): the new head fast, momentum SGD, x gamma after every `step` epochs;
+    - wsolevaluation (its main.py for ResNet): pass layer4 and the head as `fast`, Nesterov
+      momentum, x gamma before every epoch whose 1-based number is a multiple of `step` (one epoch
+      earlier than the paper's)."""
+    if recipe not in RECIPES:
+        raise BenchError(f"unknown fine-tuning recipe '{recipe}'", f"use {' or '.join(RECIPES)}")
+    is_fast = lambda name: any(name.startswith(prefix + ".") for prefix in fast)
+    opt = torch.optim.SGD(
+        [{"params": [p for n, p in model.named_parameters() if is_fast(n)], "lr": cfg.lr_head},
+         {"params": [p for n, p in model.named_parameters() if not is_fast(n)], "lr": cfg.lr_body}],
+        momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=recipe == "wsolevaluation",
+    )
+    if recipe == "paper":
+        return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step, gamma=cfg.gamma)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: cfg.gamma ** ((epoch + 1) // cfg.step))
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".part-{os.getpid()}")
@@ -70,10 +93,13 @@ def finetune(
     progress: bool = True,
     rank: int = 0,
     world_size: int = 1,
+    recipe: str = "paper",
+    fast: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Train `model` in place (or load the finished stage); returns what the record keeps.
 
     `dataset` yields (uint8 image, target, index); `prepare` normalises a batch on the device.
+    `fast`: the modules trained at lr_head (default: the head alone); `recipe`: see optimizer_for.
     """
     from tqdm import tqdm
 
@@ -86,13 +112,7 @@ def finetune(
         model.load_state_dict(done["model"])
         return {**json.loads((stage_dir / "finetuned.json").read_text()), "cached": True, "stage_dir": str(stage_dir)}
     model.to(device)
-    head_params = [p for n, p in model.named_parameters() if n.startswith(head + ".")]
-    body_params = [p for n, p in model.named_parameters() if not n.startswith(head + ".")]
-    opt = torch.optim.SGD(
-        [{"params": head_params, "lr": cfg.lr_head}, {"params": body_params, "lr": cfg.lr_body}],
-        momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-    )
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step, gamma=cfg.gamma)
+    opt, sched = optimizer_for(model, fast or (head,), cfg, recipe)
     state_path = stage_dir / "state.pt"
     start, history = 0, []
     if state_path.is_file():  # an interrupted run of the same stage: resume after its last whole epoch

@@ -130,6 +130,7 @@ class Localization(Task):
             "resize": 256, "crop": 224,  # train: random crop, paper eval: center crop
             "layer4_stride": 1,
             "cam_method": "cam",
+            "finetune_recipe": "paper",  # or "wsolevaluation": layer4 and the head at lr_head, Nesterov (its main.py)
             "cam_threshold": 0.15, "loc_iou": 0.5,  # paper
             "wsoleval_size": 224, "interval": 0.001, "ious": [30, 50, 70],  # wsoleval
         }
@@ -174,6 +175,10 @@ class Localization(Task):
         ft = FinetuneConfig(int(config["epochs"]), int(config["batch_size"]), float(config["lr_head"]), float(config["lr_body"]),
                             int(config["step"]), float(config["gamma"]), float(config["momentum"]), float(config["weight_decay"]))
         ft.check()
+        from bench.finetune import RECIPES
+
+        if config["finetune_recipe"] not in RECIPES:
+            raise BenchError(f"unknown fine-tuning recipe '{config['finetune_recipe']}'", f"use {' or '.join(RECIPES)}")
         if ft.epochs == 0:  # the protocol scores a fine-tuned classifier; the backbone's own head is not loaded
             raise BenchError("epochs=0 would score an untrained classifier", "fine-tune for at least one epoch")
         return protocols, [int(v) for v in ious], ft
@@ -210,13 +215,16 @@ class Localization(Task):
         # world_size - 1 samples sit out each epoch): it keys the stage, except for one process
         train_settings = {"dataset": self.datasets[0], "classes": len(split.classes), "finetune": ft.__dict__,
                           "resize": cfg["resize"], "crop": cfg["crop"], "layer4_stride": cfg["layer4_stride"],
-                          **({"world_size": ctx.world_size} if ctx.world_size > 1 else {})}
+                          **({"world_size": ctx.world_size} if ctx.world_size > 1 else {}),
+                          **({"recipe": cfg["finetune_recipe"]} if cfg["finetune_recipe"] != "paper" else {})}
         stage = ctx.stage_dir("finetune", train_settings)
         train = self.read_train(ctx.data)
         if len(train.classes) != len(split.classes):
             raise BenchError(f"the train split has {len(train.classes)} classes, the {cfg['split']} split {len(split.classes)}", "use splits of the same dataset")
+        recipe = cfg["finetune_recipe"]
+        fast = (card.head[0],) if recipe == "paper" else (card.cam_layer, card.head[0])
         info = finetune(model, card.head[0], ImageList(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
-                        ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size)
+                        ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size, recipe, fast)
         model = model.to(ctx.device).eval()
         n_total = len(split.images)
         chosen = list(range(min(ctx.limit, n_total) if ctx.limit else n_total))

@@ -187,6 +187,9 @@ def test_cub_loc_matches_independent_recomputation(run_bench, cub_root, mini_che
     assert_informative(record["metrics"])
     assert 0 < record["metrics"]["maxboxacc@30"]  # a degenerate all-zero case would prove little
 
+    code, out, _ = run_bench("report", "--results", tmp_path / "results")
+    assert code == 0 and "note: MaxBoxAcc / MaxBoxAccV2 of cub_loc come from the CutMix paper's fine-tuning" in out and "CUB 63.0, ImageNet 63.7" in out
+
     # the fine-tuned classifier is a cached stage: other evaluation settings reuse it
     again = run_loc(run_bench, cub_root, mini_checkpoint, tmp_path / "results2", extra=["interval=0.1"])
     assert again["details"]["finetune"]["cached"] and again["details"]["finetune"]["stage_dir"] == record["details"]["finetune"]["stage_dir"]
@@ -401,3 +404,37 @@ def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tmp_pa
     with pytest.raises(BenchError, match="batch_size 8 does not split over 3 processes") as err:
         finetune(mini_resnet(10), "fc", [], FinetuneConfig(1, 8, 0.01, 0.001, 1), tmp_path / "s", "cpu", lambda x: x, rank=0, world_size=3)
     assert "use a multiple of 3" in err.value.hint and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("recipe", ["paper", "wsolevaluation"])
+def test_fine_tuning_recipes(recipe):
+    """paper (CutMix App. B): only the new head at lr_head, momentum SGD, x0.1 after every `step`
+    epochs. wsolevaluation (main.py, ResNet): parameters whose names contain 'layer4.' or 'fc.' at
+    lr x lr_classifier_ratio, Nesterov, and adjust_learning_rate(epoch) x0.1 before each 1-based
+    epoch that is a multiple of lr_decay_frequency."""
+    from bench.finetune import FinetuneConfig, optimizer_for
+
+    model = mini_resnet(10)
+    cfg = FinetuneConfig(epochs=7, batch_size=8, lr_head=0.1, lr_body=0.01, step=3)
+    fast = ("fc",) if recipe == "paper" else ("layer4", "fc")
+    opt, sched = optimizer_for(model, fast, cfg, recipe)
+    names = {id(p): n for n, p in model.named_parameters()}
+    head_names = sorted(names[id(p)] for p in opt.param_groups[0]["params"])
+    if recipe == "paper":
+        assert head_names == ["fc.bias", "fc.weight"] and not opt.param_groups[0]["nesterov"]
+    else:
+        assert head_names == sorted(n for n, _ in model.named_parameters() if "layer4." in n or "fc." in n) and opt.param_groups[0]["nesterov"]
+    lrs = []
+    for epoch in range(1, 8):  # 1-based epoch numbers, as wsolevaluation counts them
+        lrs.append(round(opt.param_groups[1]["lr"], 12))
+        opt.step()
+        sched.step()
+    if recipe == "paper":
+        assert lrs == [0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.0001]
+    else:  # wsolevaluation: lr = lr x 0.1 before epochs 3 and 6 (epoch % 3 == 0)
+        expected, lr = [], 0.01
+        for epoch in range(1, 8):
+            if epoch % 3 == 0:
+                lr *= 0.1
+            expected.append(round(lr, 12))
+        assert lrs == expected == [0.01, 0.01, 0.001, 0.001, 0.001, 0.0001, 0.0001]

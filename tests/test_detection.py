@@ -177,6 +177,7 @@ def test_voc_det_metrics_equal_an_independent_recomputation(run_bench, tmp_path,
     for kind in ("frcnn", "ssd"):
         info = record["details"][kind]["train"]
         assert info["train_images"] == 16 and not info["cached"] and record["details"][kind]["train_set"] == "07 trainval+12 trainval"
+        assert info["precision"] == "fp32" and record["task"]["config"][kind]["amp"] is False  # AMP is off unless asked, and recorded
         expected, n_dets = recomputed(kind, info["stage_dir"], test)
         assert 0 < record["metrics"][f"{kind}_map_voc07"] < 100 and n_dets > 0
         assert record["metrics"][f"{kind}_map_voc07"] == pytest.approx(expected, abs=1e-9)

@@ -236,8 +236,9 @@ def test_torchrun_wsol_fine_tunes_data_parallel_and_scores_like_one_process(tmp_
 
 def test_torchrun_voc_detection_equals_one_process(tmp_path):
     """voc_det_ssd under torchrun (two CPU processes on gloo): the detector trains data-parallel
-    and rank 0 alone writes; evaluating that stage sharded over two processes gives the same
-    metrics as one process; a run killed mid-training resumes from its checkpoint."""
+    and rank 0 alone writes; one process trains a stage of its own (the world size keys it); the
+    evaluation sharded over two processes and gathered gives exactly the planned detections' rows
+    and mAP; a run killed mid-training resumes from its checkpoint."""
     import torch
 
     from bench.mini.model import mini_resnet
@@ -255,12 +256,13 @@ def test_torchrun_voc_detection_equals_one_process(tmp_path):
     assert len(two) == 1 and two[0]["device"]["world_size"] == 2
     train = two[0]["details"]["ssd"]["train"]
     assert not train["cached"] and train["world_size"] == 2 and Path(train["stage_dir"], "detector.pt").is_file()
+    # one process trains a stage of its own: the world size keys detector stages
     one = bench(*args_for("voc_det_ssd", ckpt, root, tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     single = json.loads(bench("export", "--results", tmp_path / "one").stdout)[0]
-    assert single["details"]["ssd"]["train"]["cached"] and single["metrics"] == two[0]["metrics"]
+    assert not single["details"]["ssd"]["train"]["cached"] and single["details"]["ssd"]["train"]["stage_dir"] != train["stage_dir"]
     rows = lambda rec: Path(rec["artifacts"]["samples"]).read_text()
-    assert rows(single) == rows(two[0]) and sum(len(json.loads(r)["detections"]) for r in rows(single).splitlines()) > 0
+    assert sum(len(json.loads(r)["detections"]) for r in rows(two[0]).splitlines()) > 0
 
     # the evaluation sharded over two processes and gathered, on planned detections that hit
     from det_oracle import plan_detections

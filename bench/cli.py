@@ -57,20 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    # the same two flags after the subcommand (bench run ... --debug); SUPPRESS keeps the value set before it
+    common = argparse.ArgumentParser(add_help=False)
+    flags = common.add_argument_group("output")
+    flags.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    flags.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+
+    def _sub(group: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return group.add_parser(name, parents=[common], **kwargs)
+
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list backbones or tasks", description="List backbone cards or tasks, optionally filtered by a wildcard.")
+    p = _sub(sub, "list", help="list backbones or tasks", description="List backbone cards or tasks, optionally filtered by a wildcard.")
     p.add_argument("what", choices=["backbones", "tasks"])
     p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'r50_*'")
 
-    p = sub.add_parser("validate", help="check backbone, task and data without running", description="Resolve backbones, tasks and dataset paths, and say what is missing, without running anything.")
+    p = _sub(sub, "validate", help="check backbone, task and data without running", description="Resolve backbones, tasks and dataset paths, and say what is missing, without running anything.")
     _add_selection_args(p)
     _add_data_args(p)
     p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
     p.add_argument("--limit", type=int, help="as for run; shows whether the cell is cached")
     p.add_argument("--seed", type=int, default=0)
 
-    p = sub.add_parser("run", help="run tasks on backbones and store the results", description="Run every backbone x task cell; cached cells are not re-run unless --force.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _sub(sub, "run", help="run tasks on backbones and store the results", description="Run every backbone x task cell; cached cells are not re-run unless --force.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_selection_args(p)
     _add_data_args(p)
     g = p.add_argument_group("run")
@@ -82,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
     g.add_argument("--force", action="store_true", help="re-run cells that are already stored")
 
-    p = sub.add_parser(
-        "report", help="tables (and figures) of stored results",
+    p = _sub(
+        sub, "report", help="tables (and figures) of stored results",
         description="Cross-backbone tables of stored results; published numbers in [brackets]. Limited runs are left out unless --include-limited. "
                     "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
         epilog="examples:\n  bench report --backbones 'r50_*'\n"
@@ -102,15 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help="device for the figure's forward passes")
     _add_data_args(p)
 
-    p = sub.add_parser("export", help="write stored records out", description="Write every stored result record out.")
+    p = _sub(sub, "export", help="write stored records out", description="Write every stored result record out.")
     p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
     p.add_argument("--format", choices=["json"], default="json")
     p.add_argument("--output", help="file to write (default: standard output)")
 
-    p = sub.add_parser("score", help="score predictions made anywhere (prints JSON)", description="Score predictions saved in the field's standard formats, with the functions bench's tasks use.")
+    p = _sub(sub, "score", help="score predictions made anywhere (prints JSON)", description="Score predictions saved in the field's standard formats, with the functions bench's tasks use.")
     score = p.add_subparsers(dest="what", metavar="WHAT", required=True)
-    q = score.add_parser(
-        "wsol", help="MaxBoxAcc / MaxBoxAccV2 / PxAP of saved score maps (wsolevaluation's format)",
+    q = _sub(
+        score, "wsol", help="MaxBoxAcc / MaxBoxAccV2 / PxAP of saved score maps (wsolevaluation's format)",
         description="Score <image_id>.npy score maps against wsolevaluation metadata (image_ids, class_labels, image_sizes, localization): "
                     "MaxBoxAcc per IoU threshold for boxes (CUB, ILSVRC), PxAP for masks (OpenImages30k).",
         epilog="examples:\n  bench score wsol --scoremaps scoremaps/ --metadata metadata/CUB/test\n"
@@ -127,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--predictions", help="predicted class per image ('<image_id>,<class>' lines or a JSON object): adds top-1 MaxBoxAcc, where the class must be right too")
     q.add_argument("--mask-root", help="for mask metadata (OpenImages30k): the folder the mask paths are relative to; gives PxAP")
 
-    q = score.add_parser(
-        "voc", help="VOC07 mAP (11-point and area), COCO-style AP and per-class AP of detections",
+    q = _sub(
+        score, "voc", help="VOC07 mAP (11-point and area), COCO-style AP and per-class AP of detections",
         description="Score detections against a VOCdevkit split, as the devkit does (11-point AP at IoU 0.5, difficult objects ignored).",
         epilog="examples:\n  bench score voc --detections results/ --devkit /data/VOCdevkit          # comp4_det_test_<class>.txt files\n"
                "  bench score voc --detections dets.json --devkit /data/VOCdevkit --split 2007:test",
@@ -138,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--devkit", required=True, help="the VOCdevkit folder")
     q.add_argument("--split", default="2007:test", help="YEAR:SPLIT to score against (default 2007:test)")
 
-    p = sub.add_parser("demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
+    p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
     p.add_argument("--seed", type=int, default=0, help="generator and training seed (a new seed builds new data and backbones)")
@@ -200,6 +209,8 @@ def _options(args: argparse.Namespace) -> Any:
 
     for flag in ("limit", "batch_size", "workers", "num_classes"):
         value = getattr(args, flag, None)
+        if flag == "workers" and value is not None and value < 0:
+            raise BenchError(f"--workers must be 0 or more, got {value}", "--workers 0 loads data in the main process; N > 0 starts N loader processes")
         if value is not None and (value < 0 or (value == 0 and flag != "workers")):
             raise BenchError(f"--{flag.replace('_', '-')} must be positive, got {value}", "fix the value")
     return RunOptions(
@@ -321,6 +332,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     text = json.dumps(list(store.records()), indent=2, sort_keys=True)
     store.close()
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text + "\n")
     else:
         print(text)
@@ -370,7 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that stopped early (bench export | head) shows here, not at exit
+        return code
+    except BrokenPipeError:  # the reader has all it wanted: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
     except BenchError as exc:
         if args.debug:
             raise

@@ -206,6 +206,8 @@ def run_grid(backbones: str, tasks: str, opts: RunOptions, debug: bool = False) 
     specs = expand_backbones(backbones)
     if opts.arch and len(specs) > 1:
         raise BenchError("--arch applies to one checkpoint file, but several backbones were named", "run them one at a time")
+    for spec in specs:  # every name of the grid resolves before any cell runs: a typo is not found after the work
+        resolve_backbone(spec, opts.arch, opts.num_classes)
     device = resolve_device(opts.device)
     rank, size = world()
     init_distributed(device)

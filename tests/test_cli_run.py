@@ -12,6 +12,7 @@ import torch
 import torchvision
 from torchvision import transforms as T
 
+from bench.errors import BenchError
 from conftest import NUM_CLASSES, assert_informative, save_cutmix_format, tiny_model
 
 CARD = """name: {name}
@@ -282,3 +283,43 @@ def test_trust_checkpoint_on_the_command_line(run_bench, data_root, tmp_path):
     assert code == 0, err
     trusted, reference = (json.loads(run_bench("export", "--results", tmp_path / d)[1])[0] for d in ("r", "r2"))
     assert trusted["metrics"] == reference["metrics"]
+
+
+def test_a_typo_in_a_grid_stops_before_any_cell_runs(run_bench, cards, data_root, tmp_path):
+    code, out, err = run_bench("run", "--backbone", "tiny_a,tiny_c", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)
+    assert code == 2 and "tiny_c" in err and "did you mean" in err and len(err.strip().splitlines()) == 1
+    assert "| tiny_a" not in out and not (tmp_path / "r" / "bench.sqlite").exists()  # tiny_a did not run first
+
+
+def test_debug_and_quiet_work_after_the_subcommand(run_bench, cards, tmp_path):
+    from bench.cli import build_parser
+
+    for argv in (["--debug", "list", "tasks"], ["list", "tasks", "--debug"], ["run", "--backbone", "x", "--task", "y", "--debug", "--quiet"],
+                 ["score", "voc", "--detections", "d", "--devkit", "v", "--debug"]):
+        args = build_parser().parse_args(argv)
+        assert args.debug is True, argv
+    assert build_parser().parse_args(["list", "tasks"]).debug is False and build_parser().parse_args(["--quiet", "list", "tasks"]).quiet is True
+    with pytest.raises(BenchError):  # --debug after the subcommand re-raises instead of printing one line
+        from bench.cli import main
+
+        main(["run", "--backbone", "no_such_card", "--task", "imagenet_cls", "--results", str(tmp_path / "r"), "--debug"])
+
+
+def test_export_into_a_new_folder_and_into_a_closed_pipe(run_bench, cards, data_root, tmp_path):
+    import subprocess
+    import sys
+
+    assert run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)[0] == 0
+    code, _, err = run_bench("export", "--results", tmp_path / "r", "--output", tmp_path / "new" / "deeper" / "all.json")
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "new" / "deeper" / "all.json").read_text())) == 1
+    # `bench export | head`: the reader goes away; one quiet exit 0, no traceback, no "Exception ignored"
+    script = ("import os, sys\nr, w = os.pipe()\nos.close(r)\nos.dup2(w, 1)\nfrom bench.cli import main\n"
+              "rc = main(['export', '--results', sys.argv[1]])\nos.write(2, f'RC {rc}'.encode())\n")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == "RC 0", out.stderr
+
+
+def test_negative_workers_is_one_clear_line(run_bench, cards, data_root, tmp_path):
+    code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", -1)
+    assert code == 2 and "--workers must be 0 or more, got -1" in err and "--workers 0 loads data in the main process" in err

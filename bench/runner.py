@@ -146,8 +146,12 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
         cached = broadcast(cached)
     if cached is not None:
         return CellOutcome(spec, task.name, cached, cached=True)
-    task.check(opts.data, card)
-    backbone = load_backbone_from(card, path, sha, preloaded, task.replaces_head, opts.trust)
+    if task.replaces_head:  # the data first: the checkpoint's classifier does not matter to this task
+        task.check(opts.data, card)
+        backbone = load_backbone_from(card, path, sha, preloaded, task.replaces_head, opts.trust)
+    else:  # the checkpoint first: a classifier of another size is the checkpoint's to report (--num-classes), not the data's
+        backbone = load_backbone_from(card, path, sha, preloaded, task.replaces_head, opts.trust)
+        task.check(opts.data, card)
     loaded = time.perf_counter()
     determinism = seed_everything(opts.seed)
     artifact_dir = cache_dir() / "artifacts" / task.name / key[:16]

@@ -122,7 +122,7 @@ def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_
     code, out, err = run_bench("run", "--backbone", "tiny_*", "--task", "imagenet_*", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)
     assert code == 1
     assert "| tiny_a" in out and "failed:" in out
-    assert "tiny_b x imagenet_cls: " in err and "not a readable PyTorch checkpoint" in err
+    assert "tiny_b x imagenet_cls: " in err and "is not a PyTorch checkpoint" in err
     assert len(json.loads(run_bench("export", "--results", tmp_path / "r")[1])) == 1
 
 
@@ -201,9 +201,9 @@ def _bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     out = {}
     whole = save_cutmix_format(good, tmp_path / "good.pth.tar").read_bytes()
     (tmp_path / "truncated.pth").write_bytes(whole[: len(whole) // 3])
-    out["truncated"] = (tmp_path / "truncated.pth", "not a readable PyTorch checkpoint")
+    out["truncated"] = (tmp_path / "truncated.pth", "is a truncated or damaged PyTorch checkpoint")
     (tmp_path / "page.pth").write_text("<html>quota exceeded</html>")
-    out["not a checkpoint"] = (tmp_path / "page.pth", "not a readable PyTorch checkpoint")
+    out["not a checkpoint"] = (tmp_path / "page.pth", "is not a PyTorch checkpoint (it starts with b'<htm')")
     torch.save(tiny_model(arch="resnet34", num_classes=NUM_CLASSES).state_dict(), tmp_path / "r34.pth")
     out["other architecture"] = (tmp_path / "r34.pth", "look like resnet34: pass --arch resnet34")
     sd = good.state_dict()
@@ -323,3 +323,13 @@ def test_export_into_a_new_folder_and_into_a_closed_pipe(run_bench, cards, data_
 def test_negative_workers_is_one_clear_line(run_bench, cards, data_root, tmp_path):
     code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", -1)
     assert code == 2 and "--workers must be 0 or more, got -1" in err and "--workers 0 loads data in the main process" in err
+
+
+def test_a_checkpoint_with_another_classifier_size_is_named_not_the_data(run_bench, data_root, tmp_path):
+    """A 12-way file without --num-classes: the checkpoint's classifier is the problem (the val set was
+    blamed before: "a class is missing ... restore the complete val set")."""
+    ckpt = save_cutmix_format(tiny_model(num_classes=NUM_CLASSES), tmp_path / "m.pth.tar")
+    code, _, err = run_bench("run", "--backbone", ckpt, "--arch", "resnet18", "--task", "imagenet_cls", "--data-root", data_root,
+                             "--results", tmp_path / "r", "--workers", 0)
+    assert code == 2 and f"the checkpoint's classifier has {NUM_CLASSES} outputs: pass --num-classes {NUM_CLASSES}" in err
+    assert "val set" not in err and len(err.strip().splitlines()) == 1

@@ -122,16 +122,20 @@ def test_truncated_file(tmp_path, checkpoint):
     data = checkpoint.read_bytes()
     bad = tmp_path / "truncated.pth"
     bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(BenchError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(BenchError, match="is a truncated or damaged PyTorch checkpoint") as err:
         bench_logits(bad)
+    detail = err.value.message.split("(", 1)[1]
+    assert len(err.value.message.splitlines()) == 1 and (detail.endswith(" ...)") or len(detail) < 160)  # never cut mid-word
 
 
-@pytest.mark.parametrize("content", [b"", b"<html>quota exceeded</html>", b"\x00" * 100])
+@pytest.mark.parametrize("content", [b"", b"<html>quota exceeded</html>", b"\x00" * 100, b"hello world, this is text", b"e"])
 def test_not_a_checkpoint(tmp_path, content):
+    """Text (torch's unpickler raised KeyError: 101 on it), an HTML page, zeros, a single byte: one line each."""
     bad = tmp_path / "model.pth"
     bad.write_bytes(content)
-    with pytest.raises(BenchError, match="empty|not a readable PyTorch checkpoint"):
+    with pytest.raises(BenchError, match="is empty|is not a PyTorch checkpoint \\(it starts with") as err:
         bench_logits(bad)
+    assert "point --backbone at the .pth" in err.value.hint or not content
 
 
 def test_bad_safetensors(tmp_path):

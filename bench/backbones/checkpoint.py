@@ -29,10 +29,18 @@ class Checkpoint:
 
 
 def _not_readable(path: Path, exc: BaseException) -> BenchError:
+    """One line: a file that is not a checkpoint at all, or a checkpoint cut short."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # neither torch's zip format nor a pickle
+        return BenchError(f"{path} is not a PyTorch checkpoint (it starts with {head!r})",
+                          "point --backbone at the .pth/.pth.tar/.safetensors file itself (an HTML error page or a text file is not one)")
     text = str(exc).strip()
-    detail = text.splitlines()[0][:120] if text else type(exc).__name__
+    detail = text.splitlines()[0] if text else type(exc).__name__
+    if len(detail) > 120:  # at a word boundary
+        detail = detail[:120].rsplit(" ", 1)[0] + " ..."
     return BenchError(
-        f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file: {detail})",
+        f"{path} is a truncated or damaged PyTorch checkpoint ({type(exc).__name__}: {detail})",
         "check that the download completed, or delete it and run again",
     )
 
@@ -54,8 +62,8 @@ def _torch_load(path: Path, trust: bool) -> Any:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc2:  # unpickling trusted code can fail in any way
             raise BenchError(f"{path} could not be unpickled even with --trust-checkpoint ({type(exc2).__name__}: {exc2})", "load it in the code that wrote it and save its state_dict") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise _not_readable(path, exc) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise _not_readable(path, exc) from None  # what torch's legacy unpickler raises on other bytes
 
 
 def _load_safetensors(path: Path) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     g = p.add_argument_group("run")
     g.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
-    g.add_argument("--limit", type=int, help="score only the first N samples (marked limited; never in paper tables)")
+    g.add_argument("--limit", type=int, help="score N evenly spaced samples of the split (marked limited; never in paper tables)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when available)")
     g.add_argument("--batch-size", type=int, default=64)

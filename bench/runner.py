@@ -181,7 +181,7 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
         "seed": opts.seed,
         "determinism": determinism,
         "n_samples": {"total": result.n_total, "evaluated": result.n_evaluated},
-        "limited": opts.limit is not None,
+        "limited": result.n_evaluated < result.n_total,  # a --limit at or above the split's size scores everything
         "device": {"type": device, "name": device_name(device), "world_size": world_size},
         "batch_size": opts.batch_size,
         "workers": opts.workers,

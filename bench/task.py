@@ -17,6 +17,15 @@ from typing import Any, ClassVar
 from bench.paths import dataset_dir
 
 
+def limited_indices(n_total: int, limit: int | None) -> list[int]:
+    """The samples `--limit N` scores: N evenly spaced indices over the split's order (index
+    i * n_total // N), so that a class-sorted split is covered across its classes; all of them
+    when N is missing or at least the split's size."""
+    if not limit or limit >= n_total:
+        return list(range(n_total))
+    return [i * n_total // limit for i in range(limit)]
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str

@@ -11,7 +11,7 @@ from bench.data.images import ImageList, Normalizer, eval_transform
 from bench.data.imagenet import read_imagenet_val
 from bench.evaluation import Evaluator, gather, run_inference, shard
 from bench.metrics.classification import topk_error
-from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult
+from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
 
 
 class TopKEvaluator(Evaluator):
@@ -66,7 +66,7 @@ class ImageNetClassification(Task):
         card = ctx.backbone.card
         split = read_imagenet_val(ctx.data.dir("imagenet"), card.num_classes)
         n_total = len(split.images)
-        chosen = range(min(ctx.limit, n_total) if ctx.limit else n_total)  # --limit: first N in dataset order
+        chosen = limited_indices(n_total, ctx.limit)  # --limit: N evenly spaced samples
         dataset = ImageList(split.images, split.targets, eval_transform(card.preprocessing))
         subset = torch.utils.data.Subset(dataset, shard(chosen, ctx.rank, ctx.world_size))
         loader = torch.utils.data.DataLoader(

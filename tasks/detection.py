@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
-from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult
+from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
 
 COMMON = {
     "train_sets": [["2007", "trainval"], ["2012", "trainval"]],
@@ -189,7 +189,7 @@ class VocDetection(Task):
             train = splits(tuple(tuple(s) for s in cfg["train_sets"]))
             test = splits((tuple(cfg["test_set"]),))
             model, info = self._trained(ctx, kind, cfg, train)
-            chosen = list(range(min(ctx.limit, len(test.images)) if ctx.limit else len(test.images)))
+            chosen = limited_indices(len(test.images), ctx.limit)
             gt, dets = self._detect(ctx, model, test, chosen)
             m, d = detection_scores(gt, dets, CLASSES)
             # per image: [class, score, x1, y1, x2, y2] (1-based VOC corners), as `bench score voc` reads them back

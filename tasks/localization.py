@@ -27,7 +27,7 @@ from torch import nn
 
 from bench.cam import CAM_METHODS, CamComputer
 from bench.errors import BenchError
-from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult
+from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
 
 PROTOCOLS = ("paper", "wsoleval")
 
@@ -227,7 +227,7 @@ class Localization(Task):
                         ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size, recipe, fast)
         model = model.to(ctx.device).eval()
         n_total = len(split.images)
-        chosen = list(range(min(ctx.limit, n_total) if ctx.limit else n_total))
+        chosen = limited_indices(n_total, ctx.limit)
         cams = CamComputer(model, card.cam_layer, card.head[0], cfg["cam_method"])
         metrics: dict[str, float] = {}
         details: dict[str, Any] = {"finetune": info, "strided_convs_changed": changed, "classes": len(split.classes)}

@@ -103,7 +103,7 @@ def test_cache_force_and_limit(run_bench, cards, data_root, tmp_path):
     assert len(records) == 2 and sorted(r["limited"] for r in records) == [False, True]
     limited = next(r for r in records if r["limited"])
     samples = [json.loads(line) for line in Path(limited["artifacts"]["samples"]).read_text().splitlines()]
-    assert [s["index"] for s in samples] == [0, 1, 2, 3, 4]  # the first N in dataset order
+    assert [s["index"] for s in samples] == [0, 4, 9, 14, 19]  # N evenly spaced: i * 24 // 5
     # limited runs never enter the report unless asked
     code, out, _ = run_bench("report", "--results", tmp_path / "r")
     assert code == 0 and "tiny_a" in out and "[12.50]" in out and "±" not in out
@@ -333,3 +333,17 @@ def test_a_checkpoint_with_another_classifier_size_is_named_not_the_data(run_ben
                              "--results", tmp_path / "r", "--workers", 0)
     assert code == 2 and f"the checkpoint's classifier has {NUM_CLASSES} outputs: pass --num-classes {NUM_CLASSES}" in err
     assert "val set" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_limit_spans_the_classes_and_a_limit_above_the_split_is_not_limited(run_bench, cards, data_root, tmp_path):
+    """The class-folder layout lists images class by class (2 per class here): --limit 12 takes one
+    of every class, where the first 12 files would have been 6 classes."""
+    args = ["run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0]
+    assert run_bench(*args, "--limit", 12)[0] == 0
+    record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[0]
+    samples = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
+    assert [s["index"] for s in samples] == list(range(0, 24, 2)) and sorted(s["target"] for s in samples) == list(range(NUM_CLASSES))
+    assert record["limited"] is True and record["n_samples"] == {"total": 24, "evaluated": 12}
+    assert run_bench(*args, "--limit", 500)[0] == 0
+    whole = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
+    assert whole["limited"] is False and whole["n_samples"] == {"total": 24, "evaluated": 24}

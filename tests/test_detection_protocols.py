@@ -97,14 +97,17 @@ def test_ssd_pytorch_preset_model():
     assert (default.topk_candidates, default.detections_per_img) == (400, 200)
 
 
-@pytest.mark.parametrize("setting,message", [("prior_scales=ade", "unknown prior_scales 'ade'"), ("extras=vgg", "unknown extras 'vgg'")])
-def test_bad_ssd_settings_are_one_line(run_bench, tmp_path, setting, message):
+@pytest.mark.parametrize("task,setting,message", [("voc_det_ssd", "prior_scales=ade", "unknown prior_scales 'ade'"),
+                                                  ("voc_det_ssd", "extras=vgg", "unknown extras 'vgg'"),
+                                                  ("voc_det_frcnn", "rpn_min_size=16", "Faster R-CNN test settings make no sense: rpn_min_size 16"),
+                                                  ("voc_det_frcnn", "box_nms_thresh=high", "box_nms_thresh high")])
+def test_bad_detection_settings_are_one_line(run_bench, tmp_path, task, setting, message):
     from conftest import save_cutmix_format
     from bench.mini.model import mini_resnet
     from test_detection import write_tiny_voc
 
     root = write_tiny_voc(tmp_path / "data")
     ckpt = save_cutmix_format(mini_resnet(10), tmp_path / "m.pth.tar")
-    code, _, err = run_bench("run", "--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "voc_det_ssd",
+    code, _, err = run_bench("run", "--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", task,
                              "--mini", "--data-root", root, "--results", tmp_path / "r", "--set", setting)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1

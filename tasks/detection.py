@@ -119,11 +119,13 @@ def check_settings(kind: str, cfg: dict[str, Any]) -> None:
         raise BenchError(f"unknown extras '{cfg['extras']}'", f"use {' or '.join(EXTRAS)}")
     if kind == "frcnn" and cfg["design"] != "c4" and (cfg["roi_max_pool"] or cfg["rpn_channels"]):
         raise BenchError("roi_max_pool and rpn_channels apply to the C4 design only", "drop them, or --set design=c4")
+    if kind != "frcnn":
+        return
     try:  # a scalar where a pair belongs, or text where a number does, is the same one line
         sensible = len(cfg["rpn_min_size"]) == 2 and 0 <= cfg["box_nms_thresh"] <= 1 and 0 <= cfg["box_score_thresh"] < 1
     except TypeError:
         sensible = False
-    if kind == "frcnn" and not sensible:
+    if not sensible:
         raise BenchError(f"Faster R-CNN test settings make no sense: rpn_min_size {cfg['rpn_min_size']}, box_nms_thresh {cfg['box_nms_thresh']}, box_score_thresh {cfg['box_score_thresh']}",
                          "rpn_min_size=[TRAIN,TEST], box_nms_thresh in [0, 1], box_score_thresh in [0, 1)")
 

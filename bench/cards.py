@@ -61,6 +61,7 @@ class BackboneCard:
     aliases: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
     card_file: str | None = None
+    bare_file: bool = False  # a checkpoint file named with --arch: no card, so bench's default preprocessing unless told
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +69,34 @@ class BackboneCard:
     def reported(self, task: str) -> dict[str, float]:
         """Published numbers for a task, e.g. {'top1_err': 21.40} (empty when none)."""
         return dict((self.provenance.get("reported") or {}).get(task) or {})
+
+
+def make_preprocessing(base: Preprocessing, changes: dict[str, Any], where: str, hint: str) -> Preprocessing:
+    """`base` with some fields changed, each checked (a card's YAML, or --resize/--crop/--mean/--std)."""
+    bad = sorted(set(changes) - set(Preprocessing.__dataclass_fields__))
+    if bad:
+        raise BenchError(f"{where}unknown preprocessing field(s) {', '.join(bad)}", "use resize, crop, interpolation, mean, std")
+    changes = dict(changes)
+    for key in ("mean", "std"):
+        if key in changes:
+            value = changes[key]
+            if isinstance(value, str):
+                value = value.split(",")
+            try:
+                changes[key] = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                changes[key] = ()
+            if len(changes[key]) != 3 or (key == "std" and min(changes[key]) <= 0):
+                raise BenchError(f"{where}preprocessing {key} needs 3 numbers, one per RGB channel{' (positive)' if key == 'std' else ''}", hint)
+    for key in ("resize", "crop"):
+        if key in changes and (isinstance(changes[key], bool) or not isinstance(changes[key], int) or changes[key] <= 0):
+            raise BenchError(f"{where}preprocessing {key} must be a positive integer, got {changes[key]!r}", hint)
+    prep = replace(base, **changes)
+    if prep.interpolation not in INTERPOLATIONS:
+        raise BenchError(f"{where}interpolation '{prep.interpolation}' is not one of {', '.join(INTERPOLATIONS)}", hint)
+    if prep.crop > prep.resize:
+        raise BenchError(f"{where}crop {prep.crop} must be at most resize {prep.resize}", hint)
+    return prep
 
 
 def _tuple(value: Any, what: str, path: str) -> tuple:
@@ -80,27 +109,14 @@ def parse_card(data: Any, path: str) -> BackboneCard:
     """Validate a card's YAML mapping; every mistake names the field and the file."""
     if not isinstance(data, dict):
         raise BenchError(f"card {path} is not a YAML mapping", "see checkpoints/README.md for the fields")
-    known = {f for f in BackboneCard.__dataclass_fields__} - {"card_file"}
+    known = {f for f in BackboneCard.__dataclass_fields__} - {"card_file", "bare_file"}
     extra = sorted(set(data) - known)
     if extra:
         raise BenchError(f"card {path} has unknown field(s) {', '.join(extra)}", f"known fields: {', '.join(sorted(known))}")
     for required in ("name", "arch"):
         if not data.get(required):
             raise BenchError(f"card {path} lacks '{required}'", "every card needs a name and an arch")
-    pre = dict(data.get("preprocessing") or {})
-    bad = sorted(set(pre) - set(Preprocessing.__dataclass_fields__))
-    if bad:
-        raise BenchError(f"card {path}: unknown preprocessing field(s) {', '.join(bad)}", "use resize, crop, interpolation, mean, std")
-    for key in ("mean", "std"):
-        if key in pre:
-            pre[key] = tuple(float(v) for v in _tuple(pre[key], key, path))
-            if len(pre[key]) != 3:
-                raise BenchError(f"card {path}: preprocessing.{key} needs 3 values", "one per RGB channel")
-    prep = Preprocessing(**pre)
-    if prep.interpolation not in INTERPOLATIONS:
-        raise BenchError(f"card {path}: interpolation '{prep.interpolation}' is not one of {', '.join(INTERPOLATIONS)}", "fix the YAML")
-    if prep.crop > prep.resize or prep.crop <= 0:
-        raise BenchError(f"card {path}: crop {prep.crop} must be positive and at most resize {prep.resize}", "fix the YAML")
+    prep = make_preprocessing(Preprocessing(), dict(data.get("preprocessing") or {}), f"card {path}: ", "fix the YAML")
     w = dict(data.get("weights") or {})
     bad = sorted(set(w) - set(Weights.__dataclass_fields__))
     if bad:
@@ -192,8 +208,11 @@ def looks_like_path(spec: str) -> bool:
     )
 
 
-def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None = None) -> BackboneCard:
-    """Turn what the user typed into a card."""
+def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None = None, preprocessing: dict[str, Any] | None = None) -> BackboneCard:
+    """Turn what the user typed into a card.
+
+    `preprocessing` may hold 'from' (a card whose preprocessing to use) and any of resize, crop,
+    interpolation, mean, std (--preprocessing-from, --resize, ...)."""
     if spec.startswith("torchvision:"):
         card = torchvision_card(spec.split(":", 1)[1])
     elif spec.startswith("timm:"):
@@ -215,14 +234,21 @@ def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None
                 arch=arch,
                 description=f"local checkpoint {path}",
                 weights=Weights(file=str(path.resolve()), format="auto"),
+                bare_file=True,
             )
-            arch = None
     else:
         card = find_card(spec)
-    if arch and arch != card.arch:
-        card = replace(card, arch=arch)
+    if arch and not card.bare_file:  # a card's name stands for its architecture: another one would store a relabelled model
+        raise BenchError(f"--arch applies to a checkpoint file, and {spec} is the card '{card.name}' ({card.arch})",
+                         "drop --arch; to run other weights, name their file: --backbone PATH --arch ARCH")
     if num_classes is not None:
         card = replace(card, num_classes=num_classes)
+    if preprocessing:
+        changes = {k: v for k, v in preprocessing.items() if k != "from" and v is not None}
+        base = card.preprocessing
+        if preprocessing.get("from"):
+            base = find_card(preprocessing["from"]).preprocessing
+        card = replace(card, preprocessing=make_preprocessing(base, changes, "", "fix --resize / --crop / --mean / --std / --interpolation"))
     return card
 
 

@@ -42,6 +42,13 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
     g.add_argument("--arch", help="architecture of a checkpoint file: torchvision name (resnet50), timm:NAME or module:callable")
     g.add_argument("--num-classes", type=int, help="classifier outputs of a checkpoint file (default: the card's, 1000)")
+    g = p.add_argument_group("preprocessing (a checkpoint file gets resize 256, crop 224, bilinear, ImageNet mean/std unless told)")
+    g.add_argument("--preprocessing-from", metavar="CARD", help="use this card's eval preprocessing (e.g. mini_cutmix for a copy of its weights)")
+    g.add_argument("--resize", type=int, help="resize the shorter side to N")
+    g.add_argument("--crop", type=int, help="center-crop N x N")
+    g.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"])
+    g.add_argument("--mean", metavar="R,G,B", help="normalisation mean, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", metavar="R,G,B", help="normalisation std, e.g. 0.229,0.224,0.225")
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a task setting (YAML value; group.key inside a group); changes the result key")
     g.add_argument("--mini", action="store_true", help="start from the task's settings for the mini benchmark's data (bench demo's; short schedules, small inputs)")
     g.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need code to unpickle (only for files you trust)")
@@ -68,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = _sub(sub, "list", help="list backbones or tasks", description="List backbone cards or tasks, optionally filtered by a wildcard.")
-    p.add_argument("what", choices=["backbones", "tasks"])
-    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'r50_*'")
+    p = _sub(sub, "list", help="list backbones, tasks or a task's settings",
+             description="List backbone cards or tasks, optionally filtered by a wildcard, or every setting of one task (its type, default, mini value and meaning).",
+             epilog="examples:\n  bench list backbones 'r50_*'\n  bench list tasks\n  bench list settings cub_loc", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["backbones", "tasks", "settings"])
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'r50_*' (settings: the task's name)")
 
     p = _sub(sub, "validate", help="check backbone, task and data without running", description="Resolve backbones, tasks and dataset paths, and say what is missing, without running anything.")
     _add_selection_args(p)
@@ -145,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--detections", required=True, help="folder of comp4_det_<split>_<class>.txt files ('image_id score x1 y1 x2 y2', 1-based) or a COCO-style results .json")
     q.add_argument("--devkit", required=True, help="the VOCdevkit folder")
-    q.add_argument("--split", default="2007:test", help="YEAR:SPLIT to score against (default 2007:test)")
+    q.add_argument("--split", default="2007:test", help="YEAR:SPLIT to score against (default 2007:test); result files of other splits are left out")
+    q.add_argument("--allow-missing-classes", action="store_true", help="score a class with no result file as AP 0 (otherwise refused)")
 
     p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
@@ -162,6 +172,8 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "settings":
+        return list_settings(args.pattern)
     if args.what == "tasks":
         from tasks import TASKS
 
@@ -190,6 +202,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def list_settings(name: str) -> int:
+    """Every setting of one task: name, type and range, default, --mini value, meaning."""
+    from bench.settings import flat
+    from tasks import TASKS
+
+    if name == "*" or any(ch in name for ch in "*?[,"):
+        raise BenchError("bench list settings needs one task's name", "e.g. bench list settings cub_loc (see 'bench list tasks')")
+    entry = TASKS.get(name)
+    task = entry.load()()
+    defaults = flat(task.default_config())
+    mini = entry.mini or {}
+    specs = task.settings()
+
+    def show(value: Any) -> str:
+        return "null" if value is None else json.dumps(value) if isinstance(value, (list, bool)) else str(value)
+
+    rows = [[key, spec.accepts(), show(defaults.get(key)), show(mini[key]) if key in mini else "", spec.help] for key, spec in specs.items()]
+    from bench.tables import markdown
+
+    print(f"{name} v{task.version}: {entry.description}\n")
+    print(markdown(["Setting", "Takes", "Default", "--mini", "Meaning"], rows))
+    print(f"\nset with --set KEY=VALUE (a YAML value); any change is a new cell. e.g. bench run --backbone B --task {name} --set {next(iter(specs), 'KEY')}=...")
+    return 0
+
+
 def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
     import yaml
 
@@ -200,6 +237,11 @@ def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
             raise BenchError(f"--set expects KEY=VALUE, got '{item}'", "e.g. --set threshold=0.2")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def _preprocessing(args: argparse.Namespace) -> dict[str, Any]:
+    given = {"from": args.preprocessing_from, "resize": args.resize, "crop": args.crop, "interpolation": args.interpolation, "mean": args.mean, "std": args.std}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -224,8 +266,10 @@ def _options(args: argparse.Namespace) -> Any:
         force=getattr(args, "force", False),
         trust=args.trust_checkpoint,
         progress=not args.quiet and sys.stderr.isatty() and not os.environ.get("TQDM_DISABLE"),
+        log=not args.quiet,
         arch=args.arch,
         num_classes=args.num_classes,
+        preprocessing=_preprocessing(args),
         overrides=_parse_sets(args.set),
         mini=getattr(args, "mini", False),
     )
@@ -260,7 +304,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     store = ResultsStore.open(opts.results, write=False) if (opts.results / DB_NAME).is_file() else None
     for spec in expand_backbones(args.backbone):
         try:
-            card = resolve_backbone(spec, opts.arch, opts.num_classes)
+            card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing)
         except BenchError as exc:
             print(f"✗ {spec}: {one_line(exc)}")
             problems += 1
@@ -278,13 +322,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 problems += 1
         for task in tasks:
             try:
-                summary = task.check(opts.data, card)
                 config = resolve_config(task, card, opts)
+                data = task.check(opts.data, card, config)
                 state = ""
-                if sha and store is not None:
-                    key = cell_key(sha, task.name, task.version, config_hash(config), opts.seed)
+                if sha and store is not None:  # the same identity as bench run's (bench.store.cell_key)
+                    key = cell_key(card.name, sha, task.name, task.version, config_hash(config), opts.seed if task.seeded else None, data.fingerprint)
                     state = " [cached]" if store.lookup(key) else " [to run]"
-                print(f"  ✓ {task.name} v{task.version}: " + "; ".join(f"{k}: {v}" for k, v in summary.items()) + state)
+                print(f"  ✓ {task.name} v{task.version}: " + "; ".join(f"{k}: {v}" for k, v in data.summary.items()) + state)
             except BenchError as exc:
                 print(f"  ✗ {task.name}: {one_line(exc)}")
                 problems += 1
@@ -356,7 +400,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from bench.score import score_voc, score_wsol
 
     if args.what == "voc":
-        print(json.dumps(score_voc(Path(args.detections), Path(args.devkit), args.split), indent=2))
+        print(json.dumps(score_voc(Path(args.detections), Path(args.devkit), args.split, args.allow_missing_classes), indent=2))
         return 0
 
     try:

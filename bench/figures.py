@@ -32,8 +32,10 @@ def _localizer(record: dict[str, Any], task: Any, num_classes: int) -> Any:
     from bench.backbones.build import load_backbone_from
     from bench.cards import parse_card
 
-    stored = {k: v for k, v in record["backbone"]["card"].items() if k != "card_file"}
-    card = parse_card(stored, record["backbone"]["name"])
+    from dataclasses import replace
+
+    stored = {k: v for k, v in record["backbone"]["card"].items() if k not in ("card_file", "bare_file")}
+    card = replace(parse_card(stored, record["backbone"]["name"]), bare_file=bool(record["backbone"]["card"].get("bare_file")))
     stage = Path(record["details"]["finetune"]["stage_dir"]) / "finetuned.pt"
     if not stage.is_file():
         raise BenchError(f"the fine-tuned classifier of {card.name} ({stage}) is no longer in the cache",

@@ -95,13 +95,15 @@ def finetune(
     world_size: int = 1,
     recipe: str = "paper",
     fast: tuple[str, ...] | None = None,
+    log: bool = False,
 ) -> dict[str, Any]:
     """Train `model` in place (or load the finished stage); returns what the record keeps.
 
     `dataset` yields (uint8 image, target, index); `prepare` normalises a batch on the device.
     `fast`: the modules trained at lr_head (default: the head alone); `recipe`: see optimizer_for.
+    `progress`: a bar; `log`: the stage's size, a time estimate and steady lines (bench.progress).
     """
-    from tqdm import tqdm
+    from bench.progress import StageProgress
 
     if cfg.batch_size % world_size:
         raise BenchError(f"batch_size {cfg.batch_size} does not split over {world_size} processes", f"use a multiple of {world_size} (batch_size is the global batch)")
@@ -127,7 +129,9 @@ def finetune(
     started = time.perf_counter()
     usable = len(dataset) - len(dataset) % world_size
     per_epoch = -(-usable // cfg.batch_size)
-    bar = tqdm(total=cfg.epochs * per_epoch, initial=start * per_epoch, desc="fine-tune", unit="step", disable=not progress, leave=False)
+    size = (f"{cfg.epochs} epochs x {per_epoch} steps = {cfg.epochs * per_epoch} steps of batch {cfg.batch_size} "
+            f"on {len(dataset)} training images ({cfg.epochs * usable} images)")
+    bar = StageProgress("fine-tune", cfg.epochs * per_epoch, start * per_epoch, "step", size, progress, log)
     steps = 0
     for epoch in range(start, cfg.epochs):
         # the order depends only on (seed, epoch), so a resumed run sees the same batches
@@ -155,8 +159,7 @@ def finetune(
             steps += 1
             total += float(loss.detach()) * len(targets)
             seen += len(targets)
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{total / seen:.3f}")
+            bar.update(epoch=epoch + 1, loss=f"{total / seen:.3f}")
         sched.step()
         history.append(round(total / max(seen, 1), 5))
         if rank == 0:

@@ -19,8 +19,9 @@ from typing import Any
 from bench.cards import BackboneCard, expand_backbones, resolve_backbone
 from bench.errors import BenchError, one_line
 from bench.paths import cache_dir
+from bench.settings import check_config
 from bench.store import SCHEMA_VERSION, ResultsStore, cell_key, config_hash
-from bench.task import DataLocator, RunContext, Task
+from bench.task import DataCheck, DataLocator, RunContext, Task
 from tasks import TASKS
 
 
@@ -35,9 +36,11 @@ class RunOptions:
     seed: int = 0
     force: bool = False
     trust: bool = False
-    progress: bool = True
+    progress: bool = True  # bars (a terminal)
+    log: bool = False  # stage sizes, estimates and steady progress lines on stderr (not --quiet)
     arch: str | None = None
     num_classes: int | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # --preprocessing-from / --resize / --crop / --mean / --std / --interpolation
     overrides: dict[str, Any] = field(default_factory=dict)
     mini: bool = False  # start from each task's settings for the mini benchmark's data (--mini)
 
@@ -68,6 +71,7 @@ def resolve_config(task: Task, card: BackboneCard, opts: RunOptions) -> dict[str
     for key in [k for k in overrides if k.split(".")[-1] == "preset"]:
         group = key[: -len("preset")]
         overrides = {**{group + k: v for k, v in task.preset(group.rstrip("."), str(overrides[key])).items()}, **overrides}
+    specs = task.settings()
     for key, value in overrides.items():
         # 'a.b=v' sets b inside the setting group a (e.g. voc_det's frcnn.iterations)
         *groups, leaf = key.split(".")
@@ -79,6 +83,8 @@ def resolve_config(task: Task, card: BackboneCard, opts: RunOptions) -> dict[str
         if not isinstance(target, dict) or leaf not in target:
             raise BenchError(f"task {task.name} has no setting {key}", f"its settings: {', '.join(_setting_names(config)) or 'none'}")
         target[leaf] = value
+    check_config(task.name, config, specs)  # every value typed and in range, defaults and --mini values too
+    task.validate(config)
     config["preprocessing"] = card.to_dict()["preprocessing"]
     config["num_classes"] = card.num_classes
     config["limit"] = opts.limit
@@ -128,17 +134,37 @@ def _write_samples(folder: Path, run_id: str, samples: list[dict[str, Any]]) -> 
     return path
 
 
+def check_data(task: Task, opts: RunOptions, card: BackboneCard, config: dict[str, Any]) -> DataCheck:
+    """The task's data check. When it fails on a task that keeps the classifier, a checkpoint whose
+    classifier has another size is the better explanation (--num-classes N): say that instead."""
+    try:
+        return task.check(opts.data, card, config)
+    except BenchError as data_error:
+        if task.replaces_head or card.weights.format == "timm":
+            raise
+        from bench.backbones.build import load_backbone_from
+        from bench.backbones.download import weights_path
+
+        try:
+            path = weights_path(card, progress=False, fetch=False)
+        except BenchError:
+            raise data_error from None  # no local weights to ask
+        load_backbone_from(card, str(path), "", None, False, opts.trust)  # raises the checkpoint's own error, if it has one
+        raise
+
+
 def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None, device: str, rank: int = 0, world_size: int = 1) -> CellOutcome:
     """Run (or fetch from the store) one backbone x task cell. Raises BenchError on user errors."""
     from bench.backbones.build import load_backbone_from, weights_identity
     from bench.environment import device_name, git_state, package_versions
 
     started = time.perf_counter()
-    card = resolve_backbone(spec, opts.arch, opts.num_classes)
+    card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing)
     config = resolve_config(task, card, opts)
     cfg_hash = config_hash(config)
+    data = check_data(task, opts, card, config)  # before the cache: a cached number is only shown for the data it was computed on
     path, sha, preloaded = weights_identity(card, opts.progress and rank == 0)
-    key = cell_key(sha, task.name, task.version, cfg_hash, opts.seed)
+    key = cell_key(card.name, sha, task.name, task.version, cfg_hash, opts.seed if task.seeded else None, data.fingerprint)
     cached = store.lookup(key) if store is not None and not opts.force else None
     if world_size > 1:
         from bench.evaluation import broadcast
@@ -146,19 +172,14 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
         cached = broadcast(cached)
     if cached is not None:
         return CellOutcome(spec, task.name, cached, cached=True)
-    if task.replaces_head:  # the data first: the checkpoint's classifier does not matter to this task
-        task.check(opts.data, card)
-        backbone = load_backbone_from(card, path, sha, preloaded, task.replaces_head, opts.trust)
-    else:  # the checkpoint first: a classifier of another size is the checkpoint's to report (--num-classes), not the data's
-        backbone = load_backbone_from(card, path, sha, preloaded, task.replaces_head, opts.trust)
-        task.check(opts.data, card)
+    backbone = load_backbone_from(card, path, sha, preloaded, task.replaces_head, opts.trust)
     loaded = time.perf_counter()
     determinism = seed_everything(opts.seed)
     artifact_dir = cache_dir() / "artifacts" / task.name / key[:16]
     ctx = RunContext(
         backbone=backbone, config=config, data=opts.data, device=device, batch_size=opts.batch_size,
         workers=opts.workers, limit=opts.limit, seed=opts.seed, progress=opts.progress and rank == 0,
-        artifact_dir=artifact_dir, rank=rank, world_size=world_size, task=task.name, weights_sha256=sha,
+        artifact_dir=artifact_dir, rank=rank, world_size=world_size, task=task.name, weights_sha256=sha, log=opts.log and rank == 0,
     )
     result = task.run(ctx)
     finished = time.perf_counter()
@@ -181,6 +202,7 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
         "seed": opts.seed,
         "determinism": determinism,
         "n_samples": {"total": result.n_total, "evaluated": result.n_evaluated},
+        "data": {"fingerprint": data.fingerprint, "n_samples": data.n_samples, "summary": data.summary},
         "limited": result.n_evaluated < result.n_total,  # a --limit at or above the split's size scores everything
         "device": {"type": device, "name": device_name(device), "world_size": world_size},
         "batch_size": opts.batch_size,
@@ -211,7 +233,7 @@ def run_grid(backbones: str, tasks: str, opts: RunOptions, debug: bool = False) 
     if opts.arch and len(specs) > 1:
         raise BenchError("--arch applies to one checkpoint file, but several backbones were named", "run them one at a time")
     for spec in specs:  # every name of the grid resolves before any cell runs: a typo is not found after the work
-        resolve_backbone(spec, opts.arch, opts.num_classes)
+        resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing)
     device = resolve_device(opts.device)
     rank, size = world()
     init_distributed(device)

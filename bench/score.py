@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,14 +148,31 @@ def _score_masks(meta: Any, load: Any, thresholds: np.ndarray, mask_root: Path |
         raise BenchError(f"PxAP is undefined: {exc}", "check the masks and score maps") from None
 
 
-def read_voc_detections(path: Path, ids: list[str], class_names: tuple[str, ...]) -> Any:
+RESULT_FILE = re.compile(r"^(?P<prefix>.+)_det_(?P<split>[a-z]+)_(?P<cls>[a-z]+)$")
+
+
+def _check_detection(source: str, score: float, box: tuple[float, float, float, float]) -> None:
+    """NaN or infinite values, or corners in the wrong order, are refused where they are written."""
+    if not all(np.isfinite([score, *box])):
+        raise BenchError(f"{source} has a score or coordinate that is not a finite number ({score}, {box})", "write finite scores and boxes")
+    x1, y1, x2, y2 = box
+    if x2 < x1 or y2 < y1:
+        raise BenchError(f"{source} has a box with swapped corners (x1 {x1:g}, y1 {y1:g}, x2 {x2:g}, y2 {y2:g})", "write boxes as x1 y1 x2 y2 with x1 <= x2 and y1 <= y2")
+
+
+def read_voc_detections(path: Path, ids: list[str], class_names: tuple[str, ...], split: str = "test",
+                        allow_missing_classes: bool = False) -> tuple[Any, dict[str, Any]]:
     """Detections from VOC devkit result files (<path>/comp*_det_<split>_<class>.txt, lines
     'image_id score x1 y1 x2 y2' in 1-based pixels) or a COCO-style results JSON (a list of
-    {image_id, category_id (1 = aeroplane .. 20), bbox [x, y, w, h] with x = x1 - 1, score})."""
+    {image_id, category_id (1 = aeroplane .. 20), bbox [x, y, w, h] with x = x1 - 1, score}).
+
+    Returns (detections, notes): result files of other splits are left out and named; integer
+    JSON image ids are mapped to VOC's zero-padded six-digit ids when the split uses those."""
     from bench.metrics.voc import Detections
 
     position = {image_id: k for k, image_id in enumerate(ids)}
     rows: list[tuple[int, int, float, tuple[float, float, float, float]]] = []
+    notes: dict[str, Any] = {}
 
     def where(image_id: str, source: str) -> int:
         if image_id not in position:
@@ -166,25 +184,45 @@ def read_voc_detections(path: Path, ids: list[str], class_names: tuple[str, ...]
             items = json.loads(path.read_text())
             if not isinstance(items, list):
                 raise ValueError("not a JSON list")
+            mapped = 0
             for n, d in enumerate(items):
                 c = int(d["category_id"])
                 if not 1 <= c <= len(class_names):
                     raise ValueError(f"entry {n}: category_id {c} is not in 1..{len(class_names)}")
                 x, y, w, h = (float(v) for v in d["bbox"])
-                rows.append((where(str(d["image_id"]), f"{path} entry {n}"), c - 1, float(d["score"]), (x + 1, y + 1, x + w, y + h)))
+                image_id = d["image_id"]
+                if isinstance(image_id, int) and not isinstance(image_id, bool):  # COCO's usual form; VOC07 ids are '000005'
+                    if str(image_id) not in position and f"{image_id:06d}" in position:
+                        image_id, mapped = f"{image_id:06d}", mapped + 1
+                    elif str(image_id) not in position:
+                        raise BenchError(f"{path} entry {n} has the integer image_id {image_id}, which the split does not list",
+                                         "VOC image ids are strings such as '000005' or '2008_000002': write image_id as that string")
+                box = (x + 1, y + 1, x + w, y + h)
+                _check_detection(f"{path} entry {n}", float(d["score"]), box)
+                rows.append((where(str(image_id), f"{path} entry {n}"), c - 1, float(d["score"]), box))
+            if mapped:
+                notes["image_ids"] = f"{mapped} integer image_id(s) read as VOC's zero-padded six-digit ids (5 -> '000005')"
         except BenchError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise BenchError(f"cannot read detections {path} ({exc})", "a JSON list of {image_id, category_id, bbox: [x, y, w, h], score}") from None
     elif path.is_dir():
-        files = sorted(path.glob("*_det_*_*.txt"))
+        found = [(f, RESULT_FILE.match(f.stem)) for f in sorted(path.glob("*_det_*_*.txt"))]
+        other = sorted(f.name for f, m in found if m and m["split"] != split)
+        files = [(f, m) for f, m in found if m and m["split"] == split]
         if not files:
-            raise BenchError(f"no VOC result files (comp4_det_test_<class>.txt) in {path}", "write one file per class, lines 'image_id score x1 y1 x2 y2'")
-        for f in files:
-            name = f.stem.rsplit("_", 1)[1]
+            raise BenchError(f"no VOC result files for the {split} split (comp4_det_{split}_<class>.txt) in {path}"
+                             + (f"; it holds {other[0]} and {len(other) - 1} more of other splits" if other else ""),
+                             "write one file per class, lines 'image_id score x1 y1 x2 y2', or pass the --split they were made for")
+        if other:
+            notes["ignored_files"] = f"{len(other)} result file(s) of other splits left out (e.g. {other[0]})"
+        seen = set()
+        for f, m in files:
+            name = m["cls"]
             if name not in class_names:
                 raise BenchError(f"{f} is for an unknown class '{name}'", f"VOC classes: {', '.join(class_names)}")
             c = class_names.index(name)
+            seen.add(name)
             for lineno, line in enumerate(f.read_text().splitlines(), start=1):
                 parts = line.split()
                 if not parts:
@@ -195,14 +233,22 @@ def read_voc_detections(path: Path, ids: list[str], class_names: tuple[str, ...]
                     score, x1, y1, x2, y2 = (float(v) for v in parts[1:])
                 except ValueError:
                     raise BenchError(f"{f} line {lineno} is malformed: '{line[:80]}'", "lines are 'image_id score x1 y1 x2 y2'") from None
+                _check_detection(f"{f} line {lineno}", score, (x1, y1, x2, y2))
                 rows.append((where(parts[0], f"{f} line {lineno}"), c, score, (x1, y1, x2, y2)))
+        missing = [c for c in class_names if c not in seen]
+        if missing and not allow_missing_classes:
+            raise BenchError(f"{path} has no {split} result file for {len(missing)} class(es): {', '.join(missing)} (their AP would be 0)",
+                             "write an (even empty) file per class, or pass --allow-missing-classes to score them as 0")
+        if missing:
+            notes["missing_classes"] = missing
     else:
         raise BenchError(f"detections {path} are neither a folder of VOC result files nor a .json file", "pass --detections DIR or --detections results.json")
-    return Detections(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
+    dets = Detections(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
                       np.array([r[2] for r in rows], np.float64), np.array([r[3] for r in rows], np.float64).reshape(-1, 4))
+    return dets, notes
 
 
-def score_voc(detections: Path, devkit: Path, split: str = "2007:test") -> dict[str, Any]:
+def score_voc(detections: Path, devkit: Path, split: str = "2007:test", allow_missing_classes: bool = False) -> dict[str, Any]:
     """VOC07 11-point mAP, area mAP, COCO-style AP and per-class AP of detections against a split."""
     from bench.data.voc import CLASSES, read_voc
     from bench.metrics.voc import GroundTruth, detection_metrics
@@ -211,10 +257,10 @@ def score_voc(detections: Path, devkit: Path, split: str = "2007:test") -> dict[
     if not year or not name:
         raise BenchError(f"--split expects YEAR:SPLIT, got '{split}'", "e.g. --split 2007:test")
     data = read_voc(devkit, [(year, name)], images=False)  # scoring needs no images
-    dets = read_voc_detections(detections, [i.image_id for i in data.images], CLASSES)
+    dets, notes = read_voc_detections(detections, [i.image_id for i in data.images], CLASSES, name, allow_missing_classes)
     gt = [GroundTruth(i.boxes, i.labels, i.difficult) for i in data.images]
     try:
         metrics, details = detection_metrics(gt, dets, CLASSES)
     except ValueError as exc:
         raise BenchError(f"{exc} in {data.name}", "score against a split with annotated objects") from None
-    return {**metrics, "images": len(data.images), "detections": int(len(dets.scores)), "split": data.name, **details}
+    return {**metrics, "images": len(data.images), "detections": int(len(dets.scores)), "split": data.name, **details, **({"notes": notes} if notes else {})}

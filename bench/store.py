@@ -1,6 +1,7 @@
 """The results store: one SQLite database (WAL) in the results folder.
 
-One row per cell (checkpoint sha256, task, task version, config hash, seed). Rows are written
+One row per cell (backbone name, checkpoint sha256, task, task version, config hash, seed, data
+fingerprint: `cell_key`). Rows are written
 once, in one transaction, after the cell finished: a failed or interrupted run leaves no row.
 Several `bench run` processes may write at once; SQLite's locking serialises them.
 """
@@ -17,7 +18,7 @@ from typing import Any, Iterator
 from bench.errors import BenchError
 
 DB_NAME = "bench.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: records carry the data's fingerprint; cells are keyed by backbone name and data too
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT PRIMARY KEY,
@@ -46,8 +47,11 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
 
 
-def cell_key(checkpoint_sha256: str, task: str, task_version: str, cfg_hash: str, seed: int) -> str:
-    return hashlib.sha256(canonical_json([checkpoint_sha256, task, task_version, cfg_hash, seed]).encode()).hexdigest()
+def cell_key(backbone: str, checkpoint_sha256: str, task: str, task_version: str, cfg_hash: str, seed: int | None, data_fingerprint: str) -> str:
+    """What makes two results the same: the backbone's name and weights (two cards with one file
+    are two cells), the task and its version, every setting, the seed (None for tasks it does not
+    change) and the data scored (bench.data.fingerprint)."""
+    return hashlib.sha256(canonical_json([backbone, checkpoint_sha256, task, task_version, cfg_hash, seed, data_fingerprint]).encode()).hexdigest()
 
 
 def _timeout() -> float:
@@ -101,11 +105,14 @@ class ResultsStore:
         return json.loads(row[0]) if row else None
 
     def insert(self, record: dict[str, Any], replace: bool = False) -> None:
-        """Write one finished record atomically (replacing the cell's old row with --force)."""
+        """Write one finished record atomically (replacing the cell's old row with --force, and
+        then removing the old row's per-sample file)."""
+        old = None
         try:
             with self.db:  # one transaction
                 self.db.execute("BEGIN IMMEDIATE")
                 if replace:
+                    old = self.db.execute("SELECT record FROM results WHERE cell_key = ?", (record["cell_key"],)).fetchone()
                     self.db.execute("DELETE FROM results WHERE cell_key = ?", (record["cell_key"],))
                 self.db.execute(
                     # without --force a concurrent run of the same cell may have won: keep its row
@@ -118,6 +125,9 @@ class ResultsStore:
                 )
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
+        old_samples = old and (json.loads(old[0]).get("artifacts") or {}).get("samples")
+        if old_samples and old_samples != (record.get("artifacts") or {}).get("samples"):
+            Path(old_samples).unlink(missing_ok=True)
 
     def records(self, include_limited: bool = True) -> Iterator[dict[str, Any]]:
         sql = "SELECT record FROM results" + ("" if include_limited else " WHERE limited = 0") + " ORDER BY created_at, rowid"  # rowid: insertion order within a second

@@ -27,43 +27,80 @@ def fmt(value: float | None) -> str:
 
 
 def run_table(outcomes: Sequence[Any]) -> str:
-    """One row per metric of every cell that ran, was cached, or failed."""
-    rows = []
+    """One row per metric of every cell that ran, was cached, or failed; notes below the table."""
+    rows, notes = [], []
     for o in outcomes:
         if o.error:
             rows.append([o.backbone, o.task, "", "", "-", "", "", "failed: " + o.error])
             continue
         r = o.record
-        notes = ["cached" if o.cached else "new"]
+        cell_notes = ["cached" if o.cached else "new"]
         if r["limited"]:
-            notes.append("limited")
+            cell_notes.append("limited")
+        card = r["backbone"].get("card") or {}
+        if card.get("bare_file"):  # no card: say which preprocessing the number was computed with
+            p = card["preprocessing"]
+            cell_notes.append(f"preprocessing {p['resize']}/{p['crop']}")
+            note = (f"{r['backbone']['name']} is a checkpoint file with no card: evaluated with resize {p['resize']}, crop {p['crop']}, "
+                    f"{p['interpolation']}, mean {', '.join(f'{v:g}' for v in p['mean'])}, std {', '.join(f'{v:g}' for v in p['std'])}; "
+                    "change it with --preprocessing-from CARD or --resize/--crop/--mean/--std")
+            if note not in notes:
+                notes.append(note)
         n = r["n_samples"]
         samples = f"{n['evaluated']}" + (f"/{n['total']}" if n["evaluated"] != n["total"] else "")
         for name, value in r["metrics"].items():
             meta = r["metric_meta"].get(name, {})
             rows.append([
                 r["backbone"]["name"], f"{r['task']['name']} v{r['task']['version']}", name, arrow(meta),
-                fmt(value), fmt(r.get("reported", {}).get(name)), samples, ", ".join(notes),
+                fmt(value), fmt(r.get("reported", {}).get(name)), samples, ", ".join(cell_notes),
             ])
-    return markdown(["Backbone", "Task", "Metric", "", "Value", "Paper", "Samples", "Note"], rows, right=(4, 5, 6))
+    table = markdown(["Backbone", "Task", "Metric", "Better", "Value", "Paper", "Samples", "Note"], rows, right=(4, 5, 6))
+    return table + "".join(f"\n\nnote: {n}" for n in notes)
 
 
-def newest_config(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Keep, per (backbone, task), the records of the newest config only, so that runs under other
-    settings are never averaged together as if they were seeds. Returns (kept, notes)."""
-    newest: dict[tuple[str, str], tuple[str, str]] = {}
-    configs: dict[tuple[str, str], set[str]] = defaultdict(set)
+def backbone_labels(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """checkpoint sha256 -> the row label: the backbone's name, plus a short sha when one name
+    stands for several checkpoints (two files called model_best.pth are two rows)."""
+    shas: dict[str, list[str]] = defaultdict(list)
     for r in records:
-        cell = (r["backbone"]["name"], r["task"]["name"])
-        configs[cell].add(r["task"]["config_hash"])
-        if cell not in newest or r["created_at"] >= newest[cell][0]:
-            newest[cell] = (r["created_at"], r["task"]["config_hash"])
-    kept = [r for r in records if r["task"]["config_hash"] == newest[r["backbone"]["name"], r["task"]["name"]][1]]
-    notes = [
-        f"{b} x {t}: results under {len(h)} configs; showing the newest ({newest[b, t][1]})"
-        for (b, t), h in configs.items() if len(h) > 1
-    ]
+        b = r["backbone"]
+        if b["sha256"] not in shas[b["name"]]:
+            shas[b["name"]].append(b["sha256"])
+    return {f"{name}\0{sha}": (name if len(group) == 1 else f"{name}@{sha[:8]}") for name, group in shas.items() for sha in group}
+
+
+def row_key(r: dict[str, Any]) -> str:
+    return f"{r['backbone']['name']}\0{r['backbone']['sha256']}"
+
+
+def _data_fp(r: dict[str, Any]) -> str:
+    return (r.get("data") or {}).get("fingerprint", "")
+
+
+def chosen_runs(records: Sequence[dict[str, Any]], labels: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per (checkpoint, task): the records of one config on one data, so that runs under other
+    settings or data are never averaged as if they were seeds. A complete run wins over a limited
+    one, then the one that scored more samples, then the newest. Returns (kept, notes)."""
+    groups: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        groups[row_key(r), r["task"]["name"]][r["task"]["config_hash"], _data_fp(r)].append(r)
+    kept, notes = [], []
+    for (row, task), runs in groups.items():
+        def rank(item: tuple[tuple[str, str], list[dict[str, Any]]]) -> tuple:
+            rs = item[1]
+            return (not any(x["limited"] for x in rs), max(x["n_samples"]["evaluated"] for x in rs), max(x["created_at"] for x in rs))
+        (cfg, data), best = max(runs.items(), key=rank)
+        kept += best
+        if len(runs) > 1:
+            why = "a complete run" if not best[0]["limited"] else "the largest run"
+            notes.append(f"{labels[row]} x {task}: results under {len(runs)} configs or data; showing {why} ({cfg}), the newest among equals")
     return kept, notes
+
+
+def samples_cell(rs: Sequence[dict[str, Any]]) -> str:
+    """Samples scored: '1000', or '5/1000' for a limited run."""
+    n = rs[0]["n_samples"]
+    return f"{n['evaluated']}" if n["evaluated"] == n["total"] else f"{n['evaluated']}/{n['total']}"
 
 
 WSOL_RECIPE_NOTE = ("MaxBoxAcc / MaxBoxAccV2 of {tasks} come from the CutMix paper's fine-tuning (the head at 10x the learning rate), "
@@ -72,41 +109,49 @@ WSOL_RECIPE_NOTE = ("MaxBoxAcc / MaxBoxAccV2 of {tasks} come from the CutMix pap
 
 
 def report_table(records: Sequence[dict[str, Any]]) -> str:
-    """Backbones x (task/metric): mean over seeds (± std when several), paper value in brackets."""
-    records, notes = newest_config(records)
+    """Checkpoints x (task/metric): mean over seeds (± std when several), paper value in
+    brackets, samples scored per task; cells of limited runs say so."""
+    labels = backbone_labels(records)
+    records, notes = chosen_runs(records, labels)
     paper_recipe = sorted({r["task"]["name"] for r in records if "maxboxacc_v2" in r["metrics"]
                            and r["task"].get("config", {}).get("finetune_recipe", "paper") == "paper"})
     if paper_recipe:
         notes = [*notes, WSOL_RECIPE_NOTE.format(tasks=" and ".join(paper_recipe))]
-    columns: dict[str, dict[str, Any]] = {}
-    values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    reported: dict[tuple[str, str], float] = {}
-    backbones: list[str] = []
+    columns: dict[str, dict[str, Any] | None] = {}  # None: a task's samples column
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    rows_in_order: list[str] = []
     for r in records:
-        name = r["backbone"]["name"]
-        if name not in backbones:
-            backbones.append(name)
-        for metric, value in r["metrics"].items():
-            col = f"{r['task']['name']}/{metric}"
-            columns.setdefault(col, r["metric_meta"].get(metric, {}))
-            values[name, col].append(value)
-            if metric in r.get("reported", {}):
-                reported[name, col] = r["reported"][metric]
-    rows = []
-    for b in backbones:
-        row = [b]
-        for col in columns:
-            vals = values.get((b, col))
-            if not vals:
-                row.append("-")
+        row = row_key(r)
+        if row not in rows_in_order:
+            rows_in_order.append(row)
+        task = r["task"]["name"]
+        runs[row, task].append(r)
+        for metric in r["metrics"]:
+            columns.setdefault(f"{task}/{metric}", r["metric_meta"].get(metric, {}))
+        columns.pop(f"{task}/n", None)  # keep each task's samples column after its metrics
+        columns[f"{task}/n"] = None
+    table_rows = []
+    for row in rows_in_order:
+        cells = [labels[row]]
+        for col, meta in columns.items():
+            task, metric = col.rsplit("/", 1)
+            rs = runs.get((row, task), [])
+            vals = [x["metrics"][metric] for x in rs if metric in x["metrics"]] if meta is not None else []
+            if not rs or (meta is not None and not vals):
+                cells.append("-")
+                continue
+            if meta is None:
+                cells.append(samples_cell(rs))
                 continue
             cell = fmt(statistics.fmean(vals))
             if len(vals) > 1:
-                cell += f" ± {statistics.stdev(vals):.2f} (n={len(vals)})"
-            if (b, col) in reported:
-                cell += f" [{reported[b, col]:.2f}]"
-            row.append(cell)
-        rows.append(row)
-    headers = ["Backbone"] + [f"{c} {arrow(m)}" for c, m in columns.items()]
-    table = markdown(headers, rows, right=tuple(range(1, len(headers))))
+                cell += f" ± {statistics.stdev(vals):.2f} (n={len(vals)} seeds)"
+            if metric in rs[0].get("reported", {}):
+                cell += f" [{rs[0]['reported'][metric]:.2f}]"
+            if rs[0]["limited"]:
+                cell += f" (limited {samples_cell(rs)})"
+            cells.append(cell)
+        table_rows.append(cells)
+    headers = ["Backbone"] + [f"{c} {arrow(m)}" if m is not None else c for c, m in columns.items()]
+    table = markdown(headers, table_rows, right=tuple(range(1, len(headers))))
     return table + "".join(f"\n\nnote: {n}" for n in notes)

@@ -46,6 +46,15 @@ class DataLocator:
 
 
 @dataclass
+class DataCheck:
+    """What `Task.check` found: a short summary per dataset, and the data's identity."""
+
+    summary: dict[str, str]
+    fingerprint: str  # bench.data.fingerprint: scored files with sizes, training files, labels and boxes
+    n_samples: int  # samples in the scored split
+
+
+@dataclass
 class TaskResult:
     metrics: dict[str, float]
     n_total: int  # samples in the split
@@ -70,6 +79,7 @@ class RunContext:
     world_size: int = 1
     task: str = ""
     weights_sha256: str = ""
+    log: bool = False  # training stages announce their size and estimate, and log steady lines without a terminal
 
     def stage_dir(self, stage: str, settings: dict[str, Any], family: str | None = None) -> Path:
         """A cached training stage's folder, keyed by the weights, the seed and the settings that
@@ -93,10 +103,20 @@ class Task:
     replaces_head: ClassVar[bool] = False  # True for tasks that put their own head on the backbone
     reported_key: ClassVar[str | None] = None  # key of the published numbers in a card's provenance
     headline: ClassVar[tuple[str, ...] | None] = None  # the metrics summary tables show (None: all)
+    seeded: ClassVar[bool] = True  # False for deterministic evaluations: --seed does not change them (nor their identity)
 
     def default_config(self) -> dict[str, Any]:
         """The protocol's parameters, with the paper's values as defaults."""
         return {}
+
+    def settings(self) -> dict[str, Any]:
+        """A bench.settings.Setting (type, range, allowed values, meaning) for every key of
+        default_config() (dotted inside a group): what --set accepts."""
+        return {}
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """Refuse combinations of settings that make no sense (each value is already typed and in
+        range); raise BenchError. Runs before any data is read."""
 
     def preset(self, group: str, name: str) -> dict[str, Any]:
         """The settings that `--set [group.]preset=name` stands for (a paper codebase's values at once)."""
@@ -104,8 +124,10 @@ class Task:
 
         raise BenchError(f"task {self.name} has no presets", "drop --set preset=...")
 
-    def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
-        """Resolve and check the data without running; return a short summary. Raise BenchError."""
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        """Resolve and check the data the config names, without a model: a summary and the data's
+        fingerprint, which is part of the cell's identity. Runs before every cache lookup, so keep
+        it to listings, stats and label files. Raise BenchError."""
         raise NotImplementedError
 
     def run(self, ctx: RunContext) -> TaskResult:

@@ -11,7 +11,7 @@ from bench.data.images import ImageList, Normalizer, eval_transform
 from bench.data.imagenet import read_imagenet_val
 from bench.evaluation import Evaluator, gather, run_inference, shard
 from bench.metrics.classification import topk_error
-from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
+from bench.task import DataCheck, DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
 
 
 class TopKEvaluator(Evaluator):
@@ -54,13 +54,15 @@ class ImageNetClassification(Task):
         MetricSpec("top5_err", higher_is_better=False, description="top-5 error"),
     )
     reported_key = "imagenet_cls"
+    seeded = False  # no training, no randomness: every seed scores the same
 
-    def default_config(self) -> dict[str, Any]:
-        return {"split": "val"}
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        from bench.data.fingerprint import Fingerprint
 
-    def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
-        split = read_imagenet_val(data.dir("imagenet"), card.num_classes)
-        return {"imagenet": f"{len(split.images)} images, {len(split.classes)} classes ({split.layout})"}
+        root = data.dir("imagenet")
+        split = read_imagenet_val(root, card.num_classes)
+        fp = Fingerprint().files("val", root, split.images).values("labels", [split.targets, split.classes])
+        return DataCheck({"imagenet": f"{len(split.images)} val images, {len(split.classes)} classes ({split.layout})"}, fp.hexdigest(), len(split.images))
 
     def run(self, ctx: RunContext) -> TaskResult:
         card = ctx.backbone.card

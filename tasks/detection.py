@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
-from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
+from bench.settings import Setting
+from bench.task import DataCheck, DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
 
 COMMON = {
     "train_sets": [["2007", "trainval"], ["2012", "trainval"]],
@@ -56,6 +57,61 @@ PRESETS = {
     "ssd": {"ssd_pytorch": {"extras": "ssd_pytorch", "l2norm_scale": 20, "topk_candidates": 200, "detections_per_img": 4000, "prior_scales": "voc",
                             "train_difficult": False}},
 }
+
+def _common_settings() -> dict[str, Setting]:
+    pos_int = dict(lo=1)
+    return {
+        "train_sets": Setting("voc_sets", "the VOC image sets the detector trains on (the union)", nonempty=True),
+        "test_set": Setting("voc_set", "the VOC image set that is scored"),
+        "frozen_stages": Setting("int", "stem and stages not trained: 2 freezes stem + layer1 (detectron2 FREEZE_AT)", lo=0, hi=5),
+        "freeze_bn": Setting("bool", "BatchNorm frozen with the checkpoint's statistics (false: trained)"),
+        "iterations": Setting("int", "training iterations", **pos_int),
+        "batch_size": Setting("int", "images per iteration, over all processes", **pos_int),
+        "lr": Setting("float", "base learning rate (SGD)", lo=0, lo_open=True),
+        "steps": Setting("ints", "iterations at which the learning rate is multiplied by 0.1 (increasing)", lo=0),
+        "warmup_iters": Setting("int", "linear warm-up iterations", lo=0),
+        "checkpoint_every": Setting("int", "iterations between resumable checkpoints", **pos_int),
+        "momentum": Setting("float", "SGD momentum", lo=0, hi=1, hi_open=True),
+        "weight_decay": Setting("float", "SGD weight decay", lo=0),
+        "bias_weight_decay": Setting("bool", "weight decay on biases too (jwyang, ssd.pytorch: false for Faster R-CNN)"),
+        "amp": Setting("bool", "bf16 autocast on CUDA"),
+        "train_difficult": Setting("bool", "train on objects marked difficult"),
+    }
+
+
+def _frcnn_settings() -> dict[str, Setting]:
+    return {
+        **_common_settings(),
+        "design": Setting("str", "c4 (the paper's: conv1..layer3 features, layer4 as the box head) or fpn", choices=("c4", "fpn")),
+        "min_size": Setting("int", "shorter image side at input", lo=1),
+        "max_size": Setting("int", "longer image side at most", lo=1),
+        "anchor_sizes": Setting("ints", "RPN anchor sizes in input pixels", lo=1, nonempty=True),
+        "rois_per_image": Setting("int", "RoIs sampled per image for the box head in training", lo=1),
+        "rpn_top_n": Setting("ints", "RPN proposals: pre-NMS train, post-NMS train, pre-NMS test, post-NMS test", lo=1, length=4),
+        "box_nms_thresh": Setting("float", "test: NMS IoU per class", lo=0, hi=1),
+        "box_score_thresh": Setting("float", "test: detections below this score are dropped", lo=0, hi=1, hi_open=True),
+        "roi_max_pool": Setting("bool", "C4: RoIAlign 14 then max-pool to 7 (jwyang's)"),
+        "rpn_channels": Setting("int", "C4: width of the RPN conv (null: the feature map's)", lo=1, optional=True),
+        "rpn_min_size": Setting("floats", "proposals smaller than this are dropped: [train, test] in input pixels", lo=0, length=2),
+        "preset": Setting("str", "a paper codebase's values at once (default keeps the others as set)", choices=("default", *PRESETS["frcnn"])),
+    }
+
+
+def _ssd_settings() -> dict[str, Setting]:
+    from bench.detection.models import EXTRAS, PRIOR_SCALES
+
+    return {
+        **_common_settings(),
+        "size": Setting("int", "square input size (300: SSD300)", lo=32),
+        "prior_scales": Setting("str", "prior box sizes: SSD300's VOC ones or ssd.pytorch's COCO ones", choices=tuple(PRIOR_SCALES)),
+        "extras": Setting("str", "the 5x5 -> 3x3 extra block: strided (padded 3x3, stride 2) or ssd_pytorch (valid 3x3)", choices=EXTRAS),
+        "l2norm_scale": Setting("float", "L2Norm on the first source with this initial scale (null: none; ssd.pytorch: 20)", lo=0, lo_open=True, optional=True),
+        "topk_candidates": Setting("int", "test: candidates per class before NMS", lo=1),
+        "detections_per_img": Setting("int", "test: detections kept per image", lo=1),
+        "preset": Setting("str", "a paper codebase's values at once (default keeps the others as set)", choices=("default", *PRESETS["ssd"])),
+    }
+
+
 SCHEDULE_KEYS = ("iterations", "batch_size", "lr", "steps", "momentum", "weight_decay", "warmup_iters", "checkpoint_every")
 
 
@@ -110,24 +166,13 @@ class VocEvalSet(torch.utils.data.Dataset):
 
 
 def check_settings(kind: str, cfg: dict[str, Any]) -> None:
-    """Settings with a fixed set of values, refused in one line before any data is read."""
-    from bench.detection.models import EXTRAS, PRIOR_SCALES
-
-    if kind == "ssd" and cfg["prior_scales"] not in PRIOR_SCALES:
-        raise BenchError(f"unknown prior_scales '{cfg['prior_scales']}'", f"use {' or '.join(PRIOR_SCALES)} (SSD300's VOC or COCO prior sizes)")
-    if kind == "ssd" and cfg["extras"] not in EXTRAS:
-        raise BenchError(f"unknown extras '{cfg['extras']}'", f"use {' or '.join(EXTRAS)}")
+    """What the setting types cannot say alone, refused in one line before any data is read."""
     if kind == "frcnn" and cfg["design"] != "c4" and (cfg["roi_max_pool"] or cfg["rpn_channels"]):
         raise BenchError("roi_max_pool and rpn_channels apply to the C4 design only", "drop them, or --set design=c4")
-    if kind != "frcnn":
-        return
-    try:  # a scalar where a pair belongs, or text where a number does, is the same one line
-        sensible = len(cfg["rpn_min_size"]) == 2 and 0 <= cfg["box_nms_thresh"] <= 1 and 0 <= cfg["box_score_thresh"] < 1
-    except TypeError:
-        sensible = False
-    if not sensible:
-        raise BenchError(f"Faster R-CNN test settings make no sense: rpn_min_size {cfg['rpn_min_size']}, box_nms_thresh {cfg['box_nms_thresh']}, box_score_thresh {cfg['box_score_thresh']}",
-                         "rpn_min_size=[TRAIN,TEST], box_nms_thresh in [0, 1], box_score_thresh in [0, 1)")
+    if kind == "frcnn" and cfg["min_size"] > cfg["max_size"]:
+        raise BenchError(f"min_size {cfg['min_size']} is larger than max_size {cfg['max_size']}", "--set min_size=N with N <= max_size")
+    if list(cfg["steps"]) != sorted(cfg["steps"]):
+        raise BenchError(f"lr steps {list(cfg['steps'])} are not in increasing order", "e.g. --set steps=[80000,100000]")
 
 
 def detection_scores(gt: list[Any], dets: Any, class_names: tuple[str, ...]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -156,6 +201,16 @@ class VocDetection(Task):
             return dict(FRCNN if self.kinds[0] == "frcnn" else SSD)
         return {"frcnn": dict(FRCNN), "ssd": dict(SSD)}
 
+    def settings(self) -> dict[str, Setting]:
+        specs = {"frcnn": _frcnn_settings, "ssd": _ssd_settings}
+        if len(self.kinds) == 1:
+            return specs[self.kinds[0]]()
+        return {f"{k}.{key}": spec for k in self.kinds for key, spec in specs[k]().items()}
+
+    def validate(self, config: dict[str, Any]) -> None:
+        for kind, cfg in self._configs(config).items():
+            check_settings(kind, cfg)
+
     def preset(self, group: str, name: str) -> dict[str, Any]:
         kind = group or self.kinds[0]
         if name == "default":
@@ -167,13 +222,20 @@ class VocDetection(Task):
     def _configs(self, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {self.kinds[0]: config} if len(self.kinds) == 1 else {k: config[k] for k in self.kinds}
 
-    def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        from bench.data.fingerprint import Fingerprint
         from bench.data.voc import read_voc
 
-        cfg = next(iter(self._configs(self.default_config()).values()))
-        test = read_voc(data.dir("voc"), [tuple(cfg["test_set"])])
-        train = read_voc(data.dir("voc"), [tuple(s) for s in cfg["train_sets"]])
-        return {"voc": f"train {train.name}: {len(train.images)} images, {train.num_objects} objects; test {test.name}: {len(test.images)} images, {test.num_objects} objects"}
+        root = data.dir("voc")
+        fp, parts, n, read = Fingerprint(), [], 0, {}
+        for kind, cfg in self._configs(config).items():
+            for role, sets in (("test", [tuple(cfg["test_set"])]), ("train", [tuple(s) for s in cfg["train_sets"]])):
+                split = read.get(tuple(sets)) or read.setdefault(tuple(sets), read_voc(root, sets))
+                fp.files(f"{kind}/{role}", root, [i.path for i in split.images], sizes=role == "test")
+                fp.values(f"{kind}/{role}/boxes", [[i.image_id, i.boxes, i.labels, i.difficult] for i in split.images])
+                parts.append(f"{role} {split.name}: {len(split.images)} images, {split.num_objects} objects")
+                n = len(split.images) if role == "test" else n
+        return DataCheck({"voc": "; ".join(dict.fromkeys(parts))}, fp.hexdigest(), n)
 
     def run(self, ctx: RunContext) -> TaskResult:
         from bench.data.voc import CLASSES, read_voc
@@ -188,8 +250,6 @@ class VocDetection(Task):
             if sets not in read:
                 read[sets] = read_voc(ctx.data.dir("voc"), list(sets))
             return read[sets]
-        for kind, cfg in self._configs(ctx.config).items():
-            check_settings(kind, cfg)
         for kind, cfg in self._configs(ctx.config).items():
             prefix = "" if len(self.kinds) == 1 else f"{kind}_"
             train = splits(tuple(tuple(s) for s in cfg["train_sets"]))
@@ -229,7 +289,7 @@ class VocDetection(Task):
             settings["world_size"] = ctx.world_size
         stage = ctx.stage_dir(kind, {"task_family": "voc_det", "version": self.version, "train": train.name, **settings}, family="voc_det")
         info = train_detector(model, VocTrainSet(train.images, kind, bool(cfg["train_difficult"])), sched, stage, ctx.device, ctx.seed, ctx.workers,
-                              ctx.progress, ctx.rank, ctx.world_size, amp=bool(cfg["amp"]))
+                              ctx.progress, ctx.rank, ctx.world_size, amp=bool(cfg["amp"]), log=ctx.log)
         return model.to(ctx.device).eval(), info
 
     def _detect(self, ctx: RunContext, model: torch.nn.Module, test: Any, chosen: list[int]) -> tuple[list[Any], Any]:

@@ -27,9 +27,37 @@ from torch import nn
 
 from bench.cam import CAM_METHODS, CamComputer
 from bench.errors import BenchError
-from bench.task import DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
+from bench.settings import Setting
+from bench.task import DataCheck, DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
 
 PROTOCOLS = ("paper", "wsoleval")
+
+
+def wsol_settings(splits: tuple[str, ...]) -> dict[str, Setting]:
+    from bench.finetune import RECIPES
+
+    return {
+        "protocols": Setting("strs", "which protocols to score: paper (top-1 / GT-known Loc) and wsoleval (MaxBoxAcc, MaxBoxAccV2)", choices=PROTOCOLS, nonempty=True),
+        "split": Setting("str", "the split that is scored", choices=splits),
+        "epochs": Setting("int", "fine-tuning epochs of the new classifier (and the backbone)", lo=1),
+        "batch_size": Setting("int", "fine-tuning batch size (the global batch under torchrun)", lo=1),
+        "lr_head": Setting("float", "learning rate of the new classifier", lo=0, lo_open=True),
+        "lr_body": Setting("float", "learning rate of the backbone", lo=0),
+        "step": Setting("int", "epochs between learning-rate decays", lo=1),
+        "gamma": Setting("float", "learning-rate decay factor", lo=0, hi=1, lo_open=True),
+        "momentum": Setting("float", "SGD momentum", lo=0, hi=1, hi_open=True),
+        "weight_decay": Setting("float", "SGD weight decay", lo=0),
+        "resize": Setting("int", "square resize before the crop (training and paper evaluation)", lo=1),
+        "crop": Setting("int", "crop size: random when training, center for the paper protocol (at most resize)", lo=1),
+        "layer4_stride": Setting("int", "stride of layer4: 1 doubles the CAM's resolution (the paper's), 2 keeps the trained network", choices=(1, 2)),
+        "cam_method": Setting("str", "how score maps are made: cam (the paper's) or a grad-cam method", choices=CAM_METHODS),
+        "finetune_recipe": Setting("str", "paper: the head at lr_head; wsolevaluation: layer4 and the head at lr_head, Nesterov", choices=RECIPES),
+        "cam_threshold": Setting("float", "paper protocol: CAM threshold as a fraction of its maximum", lo=0, hi=1, hi_open=True),
+        "loc_iou": Setting("float", "paper protocol: IoU a box needs to count as localised", lo=0, hi=1, lo_open=True, hi_open=True),
+        "wsoleval_size": Setting("int", "wsoleval protocol: square input size (no crop)", lo=1),
+        "interval": Setting("float", "wsoleval protocol: CAM threshold step of the sweep", lo=0, hi=1, lo_open=True, hi_open=True),
+        "ious": Setting("ints", "wsoleval protocol: IoU thresholds in percent for MaxBoxAccV2", lo=0, hi=100, lo_open=True, hi_open=True, nonempty=True),
+    }
 
 
 @dataclass
@@ -121,6 +149,7 @@ class Localization(Task):
     headline = ("top1_loc", "maxboxacc_v2")
     schedule: dict[str, Any] = {}
     split_name = "test"
+    splits: tuple[str, ...] = ("test",)
 
     def default_config(self) -> dict[str, Any]:
         return {
@@ -135,6 +164,9 @@ class Localization(Task):
             "wsoleval_size": 224, "interval": 0.001, "ious": [30, 50, 70],  # wsoleval
         }
 
+    def settings(self) -> dict[str, Setting]:
+        return wsol_settings(self.splits)
+
     # --- data ---
 
     def read(self, data: DataLocator, split: str) -> LocSplit:
@@ -143,45 +175,35 @@ class Localization(Task):
     def read_train(self, data: DataLocator) -> LocSplit:
         raise NotImplementedError
 
-    def check(self, data: DataLocator, card: Any) -> dict[str, Any]:
-        split = self.read(data, self.split_name)
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        from bench.data.fingerprint import Fingerprint
+
+        root = data.dir(self.datasets[0])
+        name = config["split"]
+        split = self.read(data, name)
         check_boxes_inside(split)
-        return {self.datasets[0]: f"{len(split.images)} {self.split_name} images, {sum(len(b) for b in split.boxes)} boxes, {len(split.classes)} classes"}
+        train = self.read_train(data)
+        if len(train.classes) != len(split.classes):
+            raise BenchError(f"the train split has {len(train.classes)} classes, the {name} split {len(split.classes)}", "use splits of the same dataset")
+        fp = (Fingerprint().files(name, root, split.images).values("labels", [split.ids, split.targets, split.classes, split.boxes])
+              .files("train", root, train.images, sizes=False).values("train_labels", train.targets))
+        summary = f"{len(split.images)} {name} images, {sum(len(b) for b in split.boxes)} boxes, {len(split.classes)} classes; {len(train.images)} train images"
+        return DataCheck({self.datasets[0]: summary}, fp.hexdigest(), len(split.images))
 
     # --- the run ---
+
+    def validate(self, config: dict[str, Any]) -> None:
+        """What the setting types cannot say alone (each value is already checked)."""
+        if config["crop"] > config["resize"]:
+            raise BenchError(f"task {self.name}: crop {config['crop']} is larger than resize {config['resize']}", "--set crop=N with N <= resize")
+        self._settings(config)[2].check()
 
     def _settings(self, config: dict[str, Any]) -> Any:
         from bench.finetune import FinetuneConfig
 
-        protocols = config["protocols"]
-        if isinstance(protocols, str):
-            protocols = [p.strip() for p in protocols.split(",")]
-        odd = [p for p in protocols if p not in PROTOCOLS] or ([] if protocols else ["(none)"])
-        if odd:
-            raise BenchError(f"unknown WSOL protocol {odd[0]}", f"use one or both of {', '.join(PROTOCOLS)}")
-        if config["cam_method"] not in CAM_METHODS:
-            raise BenchError(f"unknown CAM method '{config['cam_method']}'", f"use one of {', '.join(CAM_METHODS)}")
-        if config["layer4_stride"] not in (1, 2):
-            raise BenchError(f"layer4_stride must be 1 (paper, 2x larger CAM) or 2 (as trained), got {config['layer4_stride']}", "--set layer4_stride=1")
-        if not 0 <= config["cam_threshold"] < 1 or not 0 < config["loc_iou"] < 1:
-            raise BenchError(f"cam_threshold {config['cam_threshold']} / loc_iou {config['loc_iou']} out of range", "cam_threshold in [0, 1), loc_iou in (0, 1)")
-        if config["crop"] > config["resize"]:
-            raise BenchError(f"crop {config['crop']} is larger than resize {config['resize']}", "crop <= resize")
-        ious = config["ious"]
-        if isinstance(ious, str):
-            ious = [int(v) for v in ious.split(",")]
-        if not ious or any(not 0 < int(v) < 100 for v in ious):
-            raise BenchError(f"IoU thresholds must be percentages in (0, 100), got {config['ious']}", "e.g. --set ious=[30,50,70]")
-        ft = FinetuneConfig(int(config["epochs"]), int(config["batch_size"]), float(config["lr_head"]), float(config["lr_body"]),
-                            int(config["step"]), float(config["gamma"]), float(config["momentum"]), float(config["weight_decay"]))
-        ft.check()
-        from bench.finetune import RECIPES
-
-        if config["finetune_recipe"] not in RECIPES:
-            raise BenchError(f"unknown fine-tuning recipe '{config['finetune_recipe']}'", f"use {' or '.join(RECIPES)}")
-        if ft.epochs == 0:  # the protocol scores a fine-tuned classifier; the backbone's own head is not loaded
-            raise BenchError("epochs=0 would score an untrained classifier", "fine-tune for at least one epoch")
-        return protocols, [int(v) for v in ious], ft
+        ft = FinetuneConfig(config["epochs"], config["batch_size"], config["lr_head"], config["lr_body"],
+                            config["step"], config["gamma"], config["momentum"], config["weight_decay"])
+        return list(config["protocols"]), list(config["ious"]), ft
 
     @staticmethod
     def build(backbone: Any, config: dict[str, Any], seed: int, num_classes: int) -> tuple[nn.Module, list[str]]:
@@ -207,8 +229,6 @@ class Localization(Task):
         protocols, ious, ft = self._settings(ctx.config)
         cfg, card = ctx.config, ctx.backbone.card
         split = self.read(ctx.data, cfg["split"])
-        if cfg["split"] != self.split_name:  # check() looked at the default split
-            check_boxes_inside(split)
         model, changed = self.build(ctx.backbone, cfg, ctx.seed, len(split.classes))
         prepare = Normalizer(card.preprocessing, ctx.device)
         # the number of processes changes training (BatchNorm statistics are per process, and up to
@@ -219,12 +239,10 @@ class Localization(Task):
                           **({"recipe": cfg["finetune_recipe"]} if cfg["finetune_recipe"] != "paper" else {})}
         stage = ctx.stage_dir("finetune", train_settings)
         train = self.read_train(ctx.data)
-        if len(train.classes) != len(split.classes):
-            raise BenchError(f"the train split has {len(train.classes)} classes, the {cfg['split']} split {len(split.classes)}", "use splits of the same dataset")
         recipe = cfg["finetune_recipe"]
         fast = (card.head[0],) if recipe == "paper" else (card.cam_layer, card.head[0])
         info = finetune(model, card.head[0], ImageList(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
-                        ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size, recipe, fast)
+                        ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size, recipe, fast, log=ctx.log)
         model = model.to(ctx.device).eval()
         n_total = len(split.images)
         chosen = limited_indices(n_total, ctx.limit)
@@ -313,6 +331,7 @@ class CubLocalization(Localization):
     description = "CUB-200-2011 WSOL: top-1 / GT-known Loc (paper) and MaxBoxAcc / MaxBoxAccV2 (wsolevaluation)"
     datasets = ("cub",)
     reported_key = "cub_loc"
+    splits = ("test", "train")
     # paper App. B: 600 epochs, batch 32, lr 0.01 head / 0.001 rest, x0.1 every 150 epochs
     schedule = {"epochs": 600, "batch_size": 32, "lr_head": 0.01, "lr_body": 0.001, "step": 150, "gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
 
@@ -332,6 +351,7 @@ class ImageNetLocalization(Localization):
     datasets = ("imagenet",)
     reported_key = "imagenet_loc"
     split_name = "val"
+    splits = ("val",)
     # paper App. B: 20 epochs, batch 256, lr 0.1 head / 0.01 rest, x0.1 every 6 epochs
     schedule = {"epochs": 20, "batch_size": 256, "lr_head": 0.1, "lr_body": 0.01, "step": 6, "gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
 

@@ -95,3 +95,26 @@ def assert_informative(metrics: dict[str, float], bounds: tuple[float, float] = 
     assert values, "no metrics to compare"
     for bound in bounds:
         assert not all(v == bound for v in values), f"every compared metric is {bound}: {metrics}"
+
+
+CARD = """name: {name}
+description: tiny test backbone {name}
+arch: resnet18
+num_classes: {n}
+weights: {{file: {file}, format: cutmix, sha256: {sha}}}
+preprocessing: {{resize: 64, crop: 56, interpolation: bilinear}}
+provenance: {{reported: {{imagenet_cls: {{top1_err: 12.5}}}}}}
+"""
+
+
+@pytest.fixture
+def cards(tmp_path, monkeypatch):
+    """Cards tiny_a and tiny_b (two different random ResNet-18s) in a BENCH_CARDS folder."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    paths = {}
+    for i, name in enumerate(["tiny_a", "tiny_b"]):
+        paths[name] = save_cutmix_format(tiny_model(seed=10 + i), tmp_path / f"{name}.pth.tar")
+        (folder / f"{name}.yaml").write_text(CARD.format(name=name, n=NUM_CLASSES, file=paths[name], sha="null"))
+    monkeypatch.setenv("BENCH_CARDS", str(folder))
+    return paths

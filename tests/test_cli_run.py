@@ -13,30 +13,7 @@ import torchvision
 from torchvision import transforms as T
 
 from bench.errors import BenchError
-from conftest import NUM_CLASSES, assert_informative, save_cutmix_format, tiny_model
-
-CARD = """name: {name}
-description: tiny test backbone {name}
-arch: resnet18
-num_classes: {n}
-weights: {{file: {file}, format: cutmix, sha256: {sha}}}
-preprocessing: {{resize: 64, crop: 56, interpolation: bilinear}}
-provenance: {{reported: {{imagenet_cls: {{top1_err: 12.5}}}}}}
-"""
-
-
-@pytest.fixture
-def cards(tmp_path, monkeypatch):
-    """Cards tiny_a and tiny_b (two different random ResNet-18s) in a BENCH_CARDS folder."""
-    folder = tmp_path / "cards"
-    folder.mkdir()
-    paths = {}
-    for i, name in enumerate(["tiny_a", "tiny_b"]):
-        paths[name] = save_cutmix_format(tiny_model(seed=10 + i), tmp_path / f"{name}.pth.tar")
-        (folder / f"{name}.yaml").write_text(CARD.format(name=name, n=NUM_CLASSES, file=paths[name], sha="null"))
-    monkeypatch.setenv("BENCH_CARDS", str(folder))
-    return paths
-
+from conftest import CARD, NUM_CLASSES, assert_informative, save_cutmix_format, tiny_model
 
 def direct_eval(checkpoint: Path, val: Path) -> dict[str, float]:
     """Reference: torchvision ImageFolder + ToTensor/Normalize + a strict torchvision load."""
@@ -71,7 +48,7 @@ def test_run_equals_direct_torchvision_and_stores_a_full_record(run_bench, cards
     assert rec["metrics"]["top5_err"] == ref["top5_err"]
     assert 0 < ref["top5_err"] < 100  # a metric that can tell right from wrong
     assert_informative(rec["metrics"])
-    assert "| tiny_a   | imagenet_cls v1 | top1_err | ↓ |" in out and "12.50" in out
+    assert "| tiny_a   | imagenet_cls v1 | top1_err | ↓      |" in out and "| Better |" in out and "12.50" in out
     # the record carries what DESIGN.md asks for
     assert rec["backbone"]["sha256"] == __import__("hashlib").sha256(cards["tiny_a"].read_bytes()).hexdigest()
     assert rec["backbone"]["load_report"]["format"] == "cutmix"
@@ -107,14 +84,31 @@ def test_cache_force_and_limit(run_bench, cards, data_root, tmp_path):
     # limited runs never enter the report unless asked
     code, out, _ = run_bench("report", "--results", tmp_path / "r")
     assert code == 0 and "tiny_a" in out and "[12.50]" in out and "±" not in out
-    # a limited run has another config: never averaged with the full one
-    code, out, _ = run_bench("report", "--results", tmp_path / "r", "--include-limited")
-    assert "±" not in out and "results under 2 configs; showing the newest" in out
+    # a limited run has another config: never averaged with the full one, and never preferred to
+    # it even though it is newer (issue case 2: the 5-image run was shown, unmarked)
     full = next(r for r in records if not r["limited"])["metrics"]["top1_err"]
-    # seeds of the same config are averaged, with their spread
-    assert run_bench(*args, "--seed", 1)[0] == 0
+    code, out, _ = run_bench("report", "--results", tmp_path / "r", "--include-limited")
+    assert "±" not in out and "results under 2 configs or data; showing a complete run" in out
+    assert f" {full:.2f} [12.50] |" in out and "| imagenet_cls/n |" in out and "limited" not in out.split("note:")[0]
+    # imagenet_cls has no randomness: another seed is the same cell, not a second sample of "± 0.00 (n=2)"
+    code, out, _ = run_bench(*args, "--seed", 1)
+    assert code == 0 and "cached" in out
     code, out, _ = run_bench("report", "--results", tmp_path / "r")
-    assert f"{full:.2f} ± 0.00 (n=2) [12.50]" in out
+    assert f"{full:.2f} [12.50]" in out and "±" not in out
+
+
+def test_report_marks_limited_cells_and_shows_counts(run_bench, cards, data_root, tmp_path):
+    """Case 2: a limited result is marked in every cell it appears in; the count is shown."""
+    args = ["run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0]
+    assert run_bench(*args, "--limit", 5)[0] == 0
+    code, out, _ = run_bench("report", "--results", tmp_path / "r", "--include-limited")
+    row = next(line for line in out.splitlines() if line.startswith("| tiny_a"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1].endswith("(limited 5/24)") and cells[2].endswith("(limited 5/24)") and cells[3] == "5/24", row
+    assert run_bench(*args)[0] == 0
+    code, out, _ = run_bench("report", "--results", tmp_path / "r", "--include-limited")
+    row = next(line for line in out.splitlines() if line.startswith("| tiny_a"))
+    assert "limited" not in row and row.rstrip(" |").endswith("24"), row
 
 
 def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_path):
@@ -130,7 +124,7 @@ def test_validate(run_bench, cards, data_root, tmp_path):
     results = tmp_path / "r"
     assert run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", results, "--workers", 0)[0] == 0
     code, out, _ = run_bench("validate", "--backbone", "tiny_a,tiny_b", "--task", "imagenet_cls", "--data-root", data_root, "--results", results)
-    assert code == 0 and out.count("✓ imagenet_cls v1: imagenet: 24 images, 12 classes (class_folders)") == 2
+    assert code == 0 and out.count("✓ imagenet_cls v1: imagenet: 24 val images, 12 classes (class_folders)") == 2
     cells = [line[line.rindex("["):] for line in out.splitlines() if "imagenet_cls v1" in line]
     assert cells == ["[cached]", "[to run]"]  # tiny_a ran, tiny_b did not
     code, out, err = run_bench("validate", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", tmp_path / "nowhere")

@@ -264,7 +264,9 @@ def test_interrupted_training_resumes_to_the_same_weights(voc_root, tmp_path):
 
 def test_diverging_loss_stops_and_keeps_the_last_checkpoint(run_bench, voc_root, mini_ckpt, tmp_path):
     code, _, err = run_bench(*args_for("voc_det_ssd", mini_ckpt, voc_root, tmp_path / "r", extra=["lr=1e12", "warmup_iters=0"]))
-    assert code == 2 and "detector training diverged at iteration" in err and len(err.strip().splitlines()) == 1
+    errors = [line for line in err.splitlines() if line.startswith("bench: error")]
+    assert code == 2 and "detector training diverged at iteration" in err and len(errors) == 1
+    assert err.startswith("bench: train detector: 4 iterations of batch 4 (16 images) on 16 training images\n")  # said before the first step
     assert sqlite3.connect(tmp_path / "r" / "bench.sqlite").execute("SELECT count(*) FROM results").fetchone() == (0,)
 
 

@@ -97,10 +97,11 @@ def test_ssd_pytorch_preset_model():
     assert (default.topk_candidates, default.detections_per_img) == (400, 200)
 
 
-@pytest.mark.parametrize("task,setting,message", [("voc_det_ssd", "prior_scales=ade", "unknown prior_scales 'ade'"),
-                                                  ("voc_det_ssd", "extras=vgg", "unknown extras 'vgg'"),
-                                                  ("voc_det_frcnn", "rpn_min_size=16", "Faster R-CNN test settings make no sense: rpn_min_size 16"),
-                                                  ("voc_det_frcnn", "box_nms_thresh=high", "box_nms_thresh high")])
+@pytest.mark.parametrize("task,setting,message", [("voc_det_ssd", "prior_scales=ade", "prior_scales='ade' is not valid; prior_scales takes one of voc, coco"),
+                                                  ("voc_det_ssd", "extras=vgg", "extras takes one of strided, ssd_pytorch"),
+                                                  ("voc_det_frcnn", "rpn_min_size=16", "rpn_min_size takes a list of numbers (2 items) each in [0, inf)"),
+                                                  ("voc_det_frcnn", "box_nms_thresh=high", "box_nms_thresh takes a number in [0, 1]"),
+                                                  ("voc_det_frcnn", "min_size=900", "min_size 900 is larger than max_size 96")])
 def test_bad_detection_settings_are_one_line(run_bench, tmp_path, task, setting, message):
     from conftest import save_cutmix_format
     from bench.mini.model import mini_resnet

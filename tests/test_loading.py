@@ -88,12 +88,38 @@ def test_timm_arch_with_local_file(tmp_path):
         torch.testing.assert_close(logits, model(X), rtol=0, atol=1e-6)
 
 
-def test_timm_pretrained_offline_is_one_clear_error():
+def test_timm_pretrained_offline_is_one_clear_error(monkeypatch):
+    """Case 13: offline, timm:NAME spent ~50 s of hub retries and 44 warning lines before failing."""
     pytest.importorskip("timm")
+    from bench.backbones import timm_weights
+
     card = resolve_backbone("timm:resnet18.a1_in1k")
     assert card.preprocessing.crop == 224 and card.preprocessing.interpolation == "bicubic"
-    with pytest.raises(BenchError, match="cannot fetch timm weights for 'resnet18.a1_in1k'"):
+    asked = []
+    monkeypatch.setattr(timm_weights, "reachable", lambda host: asked.append(host) or False)
+    with pytest.raises(BenchError, match="timm weights for 'resnet18.a1_in1k' are not in the cache .* and HF_HUB_OFFLINE is set") as err:
         load_backbone(card)
+    assert asked == [] and "--arch timm:resnet18.a1_in1k" in str(err.value)  # HF_HUB_OFFLINE: the network is never asked
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(BenchError, match="not in the cache .* and huggingface.co cannot be reached"):
+        load_backbone(card)
+    assert asked == ["huggingface.co"]  # one quick check, then the one line; no hub retries
+
+
+def test_timm_pretrained_loads_from_the_hub_cache_offline(tmp_path):
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(5)
+    model = timm.create_model("resnet18", pretrained=False).eval()
+    snap = tmp_path / "hf" / "hub" / "models--timm--resnet18.a1_in1k" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("abc123")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snap / "model.safetensors"))
+    loaded = load_backbone(resolve_backbone("timm:resnet18.a1_in1k"))  # HF_HUB_OFFLINE=1 (isolated_env)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(X), model(X), rtol=0, atol=0)
 
 
 def test_torchvision_spec_reads_weights_metadata():

@@ -281,12 +281,12 @@ def test_imagenet_image_without_box_is_named(run_bench, tmp_path, scenes, mini_c
 
 
 @pytest.mark.parametrize("setting,message", [
-    ("protocols=[paper,nope]", "unknown WSOL protocol nope"),
-    ("cam_method=magic", "unknown CAM method 'magic'"),
-    ("layer4_stride=3", "layer4_stride must be 1"),
+    ("protocols=[paper,nope]", "protocols takes a list of paper, wsoleval"),
+    ("cam_method=magic", "cam_method takes one of cam, gradcam"),
+    ("layer4_stride=3", "layer4_stride takes one of 1, 2"),
     ("crop=300", "crop 300 is larger than resize 73"),
-    ("epochs=0", "epochs=0 would score an untrained classifier"),
-    ("lr_head=-1", "learning rates must be positive"),
+    ("epochs=0", "epochs takes an integer in [1, inf)"),
+    ("lr_head=-1", "lr_head takes a number in (0, inf)"),
 ])
 def test_settings_that_make_no_sense(run_bench, cub_root, mini_checkpoint, tmp_path, setting, message):
     args = ["run", "--backbone", mini_checkpoint, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "cub_loc",
@@ -295,6 +295,25 @@ def test_settings_that_make_no_sense(run_bench, cub_root, mini_checkpoint, tmp_p
         args += ["--set", s]
     code, _, err = run_bench(*args)
     assert code == 2 and message in err, err
+
+
+def test_training_says_its_size_and_an_estimate_first(run_bench, cub_root, mini_checkpoint, tmp_path, monkeypatch):
+    """Case 9: a run without --mini started a 7-hour fine-tune with no word. Before the first step
+    the stage's size, after the first steps an estimate, and without a terminal steady lines."""
+    monkeypatch.setenv("BENCH_PROGRESS_INTERVAL", "0")
+    args = ["run", "--backbone", mini_checkpoint, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "cub_loc",
+            "--data-root", cub_root, "--results", tmp_path / "r", "--workers", "0", "--set", "batch_size=4", "--limit", "4"]
+    for s in SETTINGS[:1] + SETTINGS[2:]:
+        args += ["--set", s]
+    code, _, err = run_bench(*args)
+    lines = err.splitlines()
+    assert code == 0 and lines[0] == "bench: fine-tune: 1 epochs x 12 steps = 12 steps of batch 4 on 48 training images (48 images)", err
+    assert lines[1].startswith("bench: fine-tune: ~") and "left at" in lines[1] and "(timed over 5 steps)" in lines[1]
+    steady = [line for line in lines if line.startswith("bench: fine-tune: step ")]
+    assert [line.split()[3] for line in steady] == [f"{n}/12" for n in range(6, 12)] and "loss" in steady[0]
+    assert lines[-1].startswith("bench: fine-tune: done, 12 steps in")
+    code, _, err = run_bench(*args, "--quiet", "--force")  # --quiet: nothing (the stage is cached now anyway)
+    assert code == 0 and err == ""
 
 
 def test_grad_cam_is_relu_cam_on_a_gap_fc_network():

@@ -87,12 +87,13 @@ def test_two_processes_write_one_store_at_once(tmp_path, data_root, checkpoint):
     common = ["run", "--backbone", str(checkpoint), *BASE, "--data-root", str(data_root), "--results", str(tmp_path / "r"), "--workers", "0"]
     # a barrier right before the store's insert: the three writes happen at the same moment
     barrier = ["tests/interrupt_point.py", "--barrier", "bench.store:ResultsStore.insert", str(tmp_path / "barrier"), "3", "--"]
-    procs = [subprocess.Popen([sys.executable, *barrier, *common, "--seed", str(s)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (1, 2, 3)]
+    # three cells (imagenet_cls has no seed to vary: three --limit values)
+    procs = [subprocess.Popen([sys.executable, *barrier, *common, "--limit", str(n)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (3, 4, 5)]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     db = sqlite3.connect(tmp_path / "r" / "bench.sqlite")
-    assert sorted(r[0] for r in db.execute("SELECT seed FROM results")) == [1, 2, 3]
+    assert sorted(json.loads(r[0])["task"]["config"]["limit"] for r in db.execute("SELECT record FROM results")) == [3, 4, 5]
 
 
 def test_locked_results_store(tmp_path, data_root, checkpoint, run_bench, monkeypatch):

@@ -91,8 +91,9 @@ def test_score_voc_files_and_json_match_the_classic_loop(devkit, tmp_path, run_b
     scored = [a for a in ref if not math.isnan(a)]
     assert result["map_voc07"] == np.mean([100 * a for a in scored])
     assert_informative({k: result[k] for k in ("map_voc07", "map_area", "coco_ap", "coco_ap50", "coco_ap75")})
-    for name, a in zip(CLASSES, ref):
+    for name, a in zip(CLASSES, ref):  # per-class AP in the metrics' unit (percent), and the record says so
         assert result["per_class"][name]["ap_voc07"] == (None if math.isnan(a) else 100 * a)
+    assert result["per_class_unit"] == "%"
     coco = [{"image_id": test.images[k].image_id, "category_id": c + 1, "bbox": [b[0] - 1, b[1] - 1, b[2] - b[0] + 1, b[3] - b[1] + 1], "score": s}
             for (k, c, s, _), b in zip(rows, boxes)]
     (tmp_path / "dets.json").write_text(json.dumps(coco))
@@ -119,6 +120,61 @@ def test_bad_detection_files_are_one_line(devkit, tmp_path, run_bench, line, mes
     (tmp_path / "r" / "comp4_det_test_bird.txt").write_text(line + "\n")
     code, out, err = run_bench("score", "voc", "--detections", tmp_path / "r", "--devkit", root)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def _result_files(folder: Path, test, rows, split: str = "test", skip: tuple[str, ...] = ()) -> None:
+    folder.mkdir(exist_ok=True)
+    for c, name in enumerate(CLASSES):
+        if name not in skip:
+            (folder / f"comp4_det_{split}_{name}.txt").write_text("".join(f"{test.images[k].image_id} {s} {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} {b[3]:.2f}\n" for k, cc, s, b in rows if cc == c))
+
+
+def test_score_voc_refuses_what_would_be_a_silent_wrong_number(devkit, tmp_path, run_bench):
+    """Case 15: integer COCO image ids, other splits' files, missing classes, swapped corners, NaN."""
+    root, _ = devkit
+    test = read_voc(root, [("2007", "test")])
+    rows = _detections(test, np.random.default_rng(1))
+    out = tmp_path / "r"
+    _result_files(out, test, rows)
+    code, text, _ = run_bench("score", "voc", "--detections", out, "--devkit", root)
+    reference = json.loads(text)["map_voc07"]
+    # another split's files in the same folder are left out (and named), not merged into the test scoring
+    _result_files(out, test, [(k, c, 0.99, np.array([1.0, 1.0, 9.0, 9.0])) for k, c, _, _ in rows], split="val")
+    code, text, err = run_bench("score", "voc", "--detections", out, "--devkit", root)
+    result = json.loads(text)
+    assert code == 0 and result["map_voc07"] == reference and "20 result file(s) of other splits left out" in result["notes"]["ignored_files"]
+    code, _, err = run_bench("score", "voc", "--detections", out, "--devkit", root, "--split", "2007:trainval")
+    assert code == 2 and "no VOC result files for the trainval split" in err and "other splits" in err
+    # a class without a file is refused (its AP would silently be 0), unless allowed
+    (out / "comp4_det_test_dog.txt").unlink()
+    code, _, err = run_bench("score", "voc", "--detections", out, "--devkit", root)
+    assert code == 2 and "no test result file for 1 class(es): dog (their AP would be 0)" in err and "--allow-missing-classes" in err
+    code, text, err = run_bench("score", "voc", "--detections", out, "--devkit", root, "--allow-missing-classes")
+    assert code == 0 and json.loads(text)["notes"]["missing_classes"] == ["dog"]
+    # swapped corners and NaN scores: one line naming the file and line
+    bad = tmp_path / "bad"
+    _result_files(bad, test, [])
+    ident = test.images[0].image_id
+    (bad / "comp4_det_test_cat.txt").write_text(f"{ident} 0.5 1 2 3 4\n{ident} 0.5 30 20 10 40\n")
+    code, _, err = run_bench("score", "voc", "--detections", bad, "--devkit", root)
+    assert code == 2 and "comp4_det_test_cat.txt line 2 has a box with swapped corners (x1 30, y1 20, x2 10, y2 40)" in err
+    (bad / "comp4_det_test_cat.txt").write_text(f"{ident} nan 1 2 3 4\n")
+    code, _, err = run_bench("score", "voc", "--detections", bad, "--devkit", root)
+    assert code == 2 and "comp4_det_test_cat.txt line 1 has a score or coordinate that is not a finite number" in err
+    # COCO JSON with integer image ids (COCO's usual form) reads VOC07's zero-padded ids, and says so
+    coco = [{"image_id": int(test.images[k].image_id), "category_id": c + 1, "bbox": [float(b[0]) - 1, float(b[1]) - 1, float(b[2] - b[0]) + 1, float(b[3] - b[1]) + 1], "score": s}
+            for k, c, s, b in rows]
+    (tmp_path / "int.json").write_text(json.dumps(coco))
+    code, text, err = run_bench("score", "voc", "--detections", tmp_path / "int.json", "--devkit", root)
+    assert code == 0, err
+    result = json.loads(text)
+    assert result["map_voc07"] == pytest.approx(reference, abs=1e-9) and "integer image_id(s) read as VOC's zero-padded six-digit ids" in result["notes"]["image_ids"]
+    (tmp_path / "neg.json").write_text(json.dumps([{**coco[0], "bbox": [10, 10, -5, 4]}]))
+    code, _, err = run_bench("score", "voc", "--detections", tmp_path / "neg.json", "--devkit", root)
+    assert code == 2 and "neg.json entry 0 has a box with swapped corners" in err
+    (tmp_path / "far.json").write_text(json.dumps([{**coco[0], "image_id": 999999}]))
+    code, _, err = run_bench("score", "voc", "--detections", tmp_path / "far.json", "--devkit", root)
+    assert code == 2 and "integer image_id 999999" in err and "write image_id as that string" in err
 
 
 def test_coco_numbers_equal_pycocotools_on_hand_written_files(devkit, tmp_path, run_bench):

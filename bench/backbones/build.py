@@ -60,7 +60,11 @@ def build_model(arch: str, num_classes: int, pretrained_timm: bool = False) -> A
             raise BenchError(f"arch {arch} needs timm, which is not installed", "pip install timm") from None
         name = arch.split(":", 1)[1]
         try:
-            return timm.create_model(name, pretrained=pretrained_timm, num_classes=num_classes)
+            if pretrained_timm:
+                from bench.backbones.timm_weights import create_pretrained
+
+                return create_pretrained(name, num_classes)
+            return timm.create_model(name, pretrained=False, num_classes=num_classes)
         except RuntimeError as exc:
             if "Unknown model" in str(exc):
                 raise BenchError(f"timm has no model '{name}'", "see timm.list_models()") from None
@@ -191,7 +195,16 @@ def load_backbone_from(card: BackboneCard, path: str | None, sha256: str, preloa
         return LoadedBackbone(card, preloaded.eval(), sha256, None, report)
     ckpt = read_checkpoint(Path(path), trust)
     model = build_model(card.arch, card.num_classes)
-    report = strict_load(model, ckpt, card, replace_head, str(path))
+    try:
+        report = strict_load(model, ckpt, card, replace_head, str(path))
+    except BenchError as exc:
+        if card.bare_file or "--num-classes" in (exc.hint or ""):
+            raise
+        looks = (exc.hint or "").split(":")[0] if "look like" in (exc.hint or "") else ""
+        # a card's weights that do not fit its architecture are the wrong file, whatever flags are given
+        raise BenchError(f"the weights of card '{card.name}' do not fit its architecture" + (f" ({looks})" if looks else "") + f": {exc.message}",
+                         f"put {card.name}'s own checkpoint at {path}" + (f" (sha256 {card.weights.sha256})" if card.weights.sha256 else "")
+                         + "; to run that file as another model, name it: --backbone PATH --arch ARCH") from None
     return LoadedBackbone(card, model.eval(), sha256, path, report)
 
 

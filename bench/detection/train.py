@@ -137,6 +137,7 @@ def train_detector(
     world_size: int = 1,
     on_checkpoint: Callable[[int], None] | None = None,
     amp: bool = False,
+    log: bool = False,  # the stage's size, a time estimate and steady lines on stderr (bench.progress)
 ) -> dict[str, Any]:
     """Train in place, or load the finished stage; returns what the record keeps."""
     from bench.evaluation import broadcast
@@ -156,15 +157,15 @@ def train_detector(
     if error is not None:
         raise BenchError(*error)
     try:
-        return _train(model, dataset, sched, stage_dir, device, seed, workers, progress, rank, world_size, on_checkpoint, amp)
+        return _train(model, dataset, sched, stage_dir, device, seed, workers, progress, rank, world_size, on_checkpoint, amp, log)
     finally:
         if lock is not None:
             lock.close()
 
 
 def _train(model: torch.nn.Module, dataset: Any, sched: Schedule, stage_dir: Path, device: str, seed: int, workers: int, progress: bool,
-           rank: int, world_size: int, on_checkpoint: Callable[[int], None] | None, amp: bool) -> dict[str, Any]:
-    from tqdm import tqdm
+           rank: int, world_size: int, on_checkpoint: Callable[[int], None] | None, amp: bool, log: bool = False) -> dict[str, Any]:
+    from bench.progress import StageProgress
 
     model.to(device)
     opt = torch.optim.SGD(param_groups(model, sched), lr=sched.lr, momentum=sched.momentum, weight_decay=sched.weight_decay)
@@ -185,7 +186,8 @@ def _train(model: torch.nn.Module, dataset: Any, sched: Schedule, stage_dir: Pat
     amp = amp and device.startswith("cuda")
     net.train()
     started = time.perf_counter()
-    bar = tqdm(total=sched.iterations, initial=start, desc="train detector", unit="it", disable=not progress, leave=False)
+    size = f"{sched.iterations} iterations of batch {sched.batch_size} ({sched.iterations * sched.batch_size} images) on {len(dataset)} training images"
+    bar = StageProgress("train detector", sched.iterations, start, "iteration", size, progress, log)
     running, images_seen = 0.0, 0
     for iteration, items in enumerate(loader, start=start):
         if iteration >= sched.iterations:
@@ -207,8 +209,7 @@ def _train(model: torch.nn.Module, dataset: Any, sched: Schedule, stage_dir: Pat
         value = float(loss.detach())
         running = 0.9 * running + 0.1 * value if iteration > start else value
         images_seen += len(images)
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", lr=f"{sched.lr_at(iteration):.2g}")
+        bar.update(loss=f"{running:.3f}", lr=f"{sched.lr_at(iteration):.2g}")
         done = iteration + 1
         if done % sched.checkpoint_every == 0 or done == sched.iterations:
             history.append((done, round(running, 5)))

@@ -175,5 +175,5 @@ def detection_metrics(gt: Sequence[GroundTruth], dets: Detections, class_names: 
     voc["ap_voc07"], voc["ap_area"] = [nan_free(v) for v in voc["ap_voc07"]], [nan_free(v) for v in voc["ap_area"]]
     metrics = {"map_voc07": voc["map_voc07"], "map_area": voc["map_area"], **coco_metrics(gt, dets, num_classes)}
     per_class = {name: {"ap_voc07": a, "ap_area": b, "gt_objects": n} for name, a, b, n in zip(class_names, voc["ap_voc07"], voc["ap_area"], voc["npos"])}
-    return metrics, {"per_class": per_class, "classes_scored": sum(n > 0 for n in voc["npos"]),
+    return metrics, {"per_class": per_class, "per_class_unit": "%", "classes_scored": sum(n > 0 for n in voc["npos"]),
                      "metric_notes": "map_voc07: VOC2007 11-point AP at IoU 0.5 (the paper's); map_area: area under the PR curve at IoU 0.5; coco_*: pycocotools AP@[.5:.95], AP50, AP75"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,7 @@ def test_list_settings(run_bench):
 def test_force_leaves_no_orphan_samples(run_bench, cards, data_root, tmp_path):
     args = ["run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0]
     assert run_bench(*args)[0] == 0
+    time.sleep(1.1)  # run ids carry the second: the forced run's samples file has another name
     assert run_bench(*args, "--force")[0] == 0
     files = list((tmp_path / "r" / "samples").iterdir())
     (record,) = _export(run_bench, tmp_path / "r")

@@ -15,7 +15,7 @@ from typing import Any
 from bench.mini.build import MiniSpec, ensure_data, ensure_zoo, require_writable
 from bench.mini.recipes import RECIPES
 from bench.paths import cache_dir
-from bench.tables import arrow, markdown
+from bench.tables import build_table
 
 # Planned seconds per phase of a cold demo on a 2-core CPU, printed beside what each took. The
 # whole demo must stay within 600 s once every task exists; the tasks still to come have slots:
@@ -25,36 +25,10 @@ BUDGET = {"data": 15, "training": 200, "imagenet_cls": 10, "cub_loc": 65, "image
 TOTAL_BUDGET = 600
 
 
-def comparison_table(records: list[dict[str, Any]], headline: dict[str, tuple[str, ...] | None] | None = None) -> str:
-    """One row per recipe, one column per task metric (a task's headline metrics, where it names
-    them), signed difference to the baseline."""
-    by_backbone = {r["backbone"]["name"]: r for r in records}
-    columns: dict[str, dict[str, Any]] = {}
-    for r in records:
-        shown = (headline or {}).get(r["task"]["name"])
-        for m in shown or sorted(r["metrics"]):  # a fixed order: fresh and stored records list metrics differently
-            if m in r["metrics"]:
-                columns.setdefault(f"{r['task']['name']}/{m}", r["metric_meta"].get(m, {}))
-    values: dict[tuple[str, str], float] = {}
-    for r in records:
-        for m, v in r["metrics"].items():
-            values[r["backbone"]["name"], f"{r['task']['name']}/{m}"] = v
-    rows = []
-    for recipe in RECIPES:
-        name = f"mini_{recipe}"
-        if name not in by_backbone:
-            continue
-        row = [name]
-        for col in columns:
-            v, base = values.get((name, col)), values.get(("mini_baseline", col))
-            if v is None:
-                row.append("-")
-            elif base is None or recipe == "baseline":
-                row.append(f"{v:.2f}")
-            else:
-                row.append(f"{v:.2f} ({v - base:+.2f})")
-        rows.append(row)
-    return markdown(["Backbone"] + [f"{c} {arrow(m)}" for c, m in columns.items()], rows, right=tuple(range(1, len(columns) + 1)))
+def comparison_table(records: list[dict[str, Any]]) -> str:
+    """One row per recipe, one column per task's headline metric (declared in its MetricSpecs and
+    kept in the records), signed difference to the baseline: the shared table builder."""
+    return build_table(records, headline_only=True, baseline="mini_baseline", paper=False, counts=False, notes=False)
 
 
 def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: MiniSpec | None = None, settings: dict[str, dict[str, Any]] | None = None) -> int:
@@ -75,9 +49,8 @@ def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: Mi
     zoo = ensure_zoo(data_root, workdir, spec, progress)
     took["training"] = time.perf_counter() - t
     backbones = ",".join(f"mini_{r}" for r in RECIPES)
-    outcomes, records, headline = [], [], {}
+    outcomes, records = [], []
     for entry in (e for e in TASKS.entries() if e.mini is not None and e.demo):
-        headline[entry.name] = entry.load().headline
         t = time.perf_counter()
         opts = RunOptions(data=DataLocator(str(data_root)), results=workdir / "results", workers=0, batch_size=100,
                           seed=spec.seed, progress=progress, overrides={**entry.mini, **(settings or {}).get(entry.name, {})})
@@ -86,7 +59,7 @@ def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: Mi
         outcomes += cells
         records += [c.record for c in cells if c.record is not None]
     print(run_table(outcomes))
-    table = comparison_table(records, headline)
+    table = comparison_table(records)
     output.mkdir(parents=True, exist_ok=True)
     (output / "README.md").write_text(
         "# bench demo: the mini benchmark\n\n"

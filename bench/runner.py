@@ -20,7 +20,8 @@ from bench.cards import BackboneCard, expand_backbones, resolve_backbone
 from bench.errors import BenchError, one_line
 from bench.paths import cache_dir
 from bench.settings import check_config
-from bench.store import SCHEMA_VERSION, ResultsStore, cell_key, config_hash
+from bench.record import build_record
+from bench.store import ResultsStore, cell_key, config_hash
 from bench.task import DataCheck, DataLocator, RunContext, Task
 from tasks import TASKS
 
@@ -181,37 +182,37 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
         workers=opts.workers, limit=opts.limit, seed=opts.seed, progress=opts.progress and rank == 0,
         artifact_dir=artifact_dir, rank=rank, world_size=world_size, task=task.name, weights_sha256=sha, log=opts.log and rank == 0,
     )
-    result = task.run(ctx)
+    from bench.evaluation import run_plan
+
+    result = run_plan(task, task.plan(ctx), ctx)  # the task prepares what is scored; the loop is the runner's
     finished = time.perf_counter()
     now = datetime.now(timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%S") + f"-{key[:8]}"
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "cell_key": key,
-        "created_at": now.isoformat(timespec="seconds"),
-        "status": "complete",
-        "backbone": {
-            "name": card.name, "spec": spec, "arch": card.arch, "sha256": sha, "path": path,
-            "card": card.to_dict(), "load_report": backbone.report.to_dict(),
-        },
-        "task": {"name": task.name, "version": task.version, "config": config, "config_hash": cfg_hash},
-        "metrics": result.metrics,
-        "metric_meta": {m.name: {"higher_is_better": m.higher_is_better, "unit": m.unit} for m in task.metrics},
-        "reported": card.reported(task.reported_key) if task.reported_key else {},
-        "seed": opts.seed,
-        "determinism": determinism,
-        "n_samples": {"total": result.n_total, "evaluated": result.n_evaluated},
-        "data": {"fingerprint": data.fingerprint, "n_samples": data.n_samples, "summary": data.summary},
-        "limited": result.n_evaluated < result.n_total,  # a --limit at or above the split's size scores everything
-        "device": {"type": device, "name": device_name(device), "world_size": world_size},
-        "batch_size": opts.batch_size,
-        "workers": opts.workers,
-        "env": {"versions": package_versions(), "git": git_state()},
-        "timing": {"load_s": round(loaded - started, 3), "task_s": round(finished - loaded, 3), "total_s": round(finished - started, 3)},
-        "artifacts": {"artifact_dir": str(artifact_dir) if artifact_dir.exists() else None},
-        "details": result.details,
-    }
+    record = build_record(
+        run_id=run_id,
+        cell_key=key,
+        created_at=now.isoformat(timespec="seconds"),
+        status="complete",
+        backbone={"name": card.name, "spec": spec, "arch": card.arch, "sha256": sha, "path": path,
+                  "card": card.to_dict(), "load_report": backbone.report.to_dict()},
+        task={"name": task.name, "version": task.version, "config": config, "config_hash": cfg_hash},
+        metrics=result.metrics,
+        # the full spec, convention included; "order": the declared position (JSON in the store sorts keys)
+        metric_meta={name: {**task.metric_spec(name).to_dict(), "order": k} for k, name in enumerate(result.metrics)},
+        reported=card.reported(task.reported_key) if task.reported_key else {},
+        seed=opts.seed,
+        determinism=determinism,
+        n_samples={"total": result.n_total, "evaluated": result.n_evaluated},
+        data={"fingerprint": data.fingerprint, "n_samples": data.n_samples, "summary": data.summary},
+        limited=result.n_evaluated < result.n_total,  # a --limit at or above the split's size scores everything
+        device={"type": device, "name": device_name(device), "world_size": world_size},
+        batch_size=opts.batch_size,
+        workers=opts.workers,
+        env={"versions": package_versions(), "git": git_state()},
+        timing={"load_s": round(loaded - started, 3), "task_s": round(finished - loaded, 3), "total_s": round(finished - started, 3)},
+        artifacts={"artifact_dir": str(artifact_dir) if artifact_dir.exists() else None},
+        details=result.details,
+    )
     if store is not None:  # rank 0 only
         samples_path = _write_samples(store.folder / "samples", run_id, result.samples) if result.samples else None
         record["artifacts"]["samples"] = str(samples_path) if samples_path else None

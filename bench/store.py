@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bench.errors import BenchError
+from bench.record import SCHEMA_VERSION, Record, read_record
 
 DB_NAME = "bench.sqlite"
-SCHEMA_VERSION = 2  # 2: records carry the data's fingerprint; cells are keyed by backbone name and data too
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT PRIMARY KEY,
@@ -97,14 +97,14 @@ class ResultsStore:
     def close(self) -> None:
         self.db.close()
 
-    def lookup(self, key: str) -> dict[str, Any] | None:
+    def lookup(self, key: str) -> Record | None:
         try:
             row = self.db.execute("SELECT record FROM results WHERE cell_key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
-        return json.loads(row[0]) if row else None
+        return read_record(json.loads(row[0])) if row else None
 
-    def insert(self, record: dict[str, Any], replace: bool = False) -> None:
+    def insert(self, record: Record, replace: bool = False) -> None:
         """Write one finished record atomically (replacing the cell's old row with --force, and
         then removing the old row's per-sample file)."""
         old = None
@@ -129,14 +129,15 @@ class ResultsStore:
         if old_samples and old_samples != (record.get("artifacts") or {}).get("samples"):
             Path(old_samples).unlink(missing_ok=True)
 
-    def records(self, include_limited: bool = True) -> Iterator[dict[str, Any]]:
+    def records(self, include_limited: bool = True) -> Iterator[Record]:
+        """Every stored record, oldest first, in this schema version (bench.record.read_record)."""
         sql = "SELECT record FROM results" + ("" if include_limited else " WHERE limited = 0") + " ORDER BY created_at, rowid"  # rowid: insertion order within a second
         try:
             rows = self.db.execute(sql).fetchall()
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
         for (text,) in rows:
-            yield json.loads(text)
+            yield read_record(json.loads(text))
 
 
 def _store_error(path: Path, exc: sqlite3.Error) -> BenchError:

@@ -108,15 +108,28 @@ WSOL_RECIPE_NOTE = ("MaxBoxAcc / MaxBoxAccV2 of {tasks} come from the CutMix pap
                     "wsolevaluation's published ResNet-50 CAM MaxBoxAccV2 (CUB 63.0, ImageNet 63.7); --set finetune_recipe=wsolevaluation trains its way")
 
 
-def report_table(records: Sequence[dict[str, Any]]) -> str:
-    """Checkpoints x (task/metric): mean over seeds (± std when several), paper value in
-    brackets, samples scored per task; cells of limited runs say so."""
+def _shown(r: dict[str, Any], headline_only: bool) -> list[str]:
+    """A record's metrics to show: all, in the task's declared order, or its headline ones (all,
+    sorted, for records that predate the flag)."""
+    meta = r["metric_meta"]
+    names = sorted(r["metrics"], key=lambda m: ((meta.get(m) or {}).get("order", len(meta)), m))  # the task's declared order
+    if not headline_only:
+        return names
+    return [m for m in names if (meta.get(m) or {}).get("headline")] or names
+
+
+def build_table(records: Sequence[dict[str, Any]], headline_only: bool = False, baseline: str | None = None,
+                paper: bool = True, counts: bool = True, notes: bool = True) -> str:
+    """The one table builder (`bench report`, the demo), from records alone: one row per
+    checkpoint, one column per task metric; each cell the mean over seeds (± std when several),
+    then the difference to the `baseline` row, the published value in [brackets] and
+    '(limited n/N)' for a limited run; a `<task>/n` column per task with the samples scored."""
     labels = backbone_labels(records)
-    records, notes = chosen_runs(records, labels)
+    records, table_notes = chosen_runs(records, labels)
     paper_recipe = sorted({r["task"]["name"] for r in records if "maxboxacc_v2" in r["metrics"]
                            and r["task"].get("config", {}).get("finetune_recipe", "paper") == "paper"})
     if paper_recipe:
-        notes = [*notes, WSOL_RECIPE_NOTE.format(tasks=" and ".join(paper_recipe))]
+        table_notes = [*table_notes, WSOL_RECIPE_NOTE.format(tasks=" and ".join(paper_recipe))]
     columns: dict[str, dict[str, Any] | None] = {}  # None: a task's samples column
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     rows_in_order: list[str] = []
@@ -126,27 +139,36 @@ def report_table(records: Sequence[dict[str, Any]]) -> str:
             rows_in_order.append(row)
         task = r["task"]["name"]
         runs[row, task].append(r)
-        for metric in r["metrics"]:
+        for metric in _shown(r, headline_only):
             columns.setdefault(f"{task}/{metric}", r["metric_meta"].get(metric, {}))
-        columns.pop(f"{task}/n", None)  # keep each task's samples column after its metrics
-        columns[f"{task}/n"] = None
+        if counts:
+            columns.pop(f"{task}/n", None)  # keep each task's samples column after its metrics
+            columns[f"{task}/n"] = None
+    means: dict[tuple[str, str], float] = {}
+    for (row, task), rs in runs.items():
+        for metric in {m for x in rs for m in x["metrics"]}:
+            vals = [x["metrics"][metric] for x in rs if metric in x["metrics"]]
+            means[row, f"{task}/{metric}"] = statistics.fmean(vals)
+    base_row = next((row for row in rows_in_order if labels[row] == baseline), None)
     table_rows = []
     for row in rows_in_order:
         cells = [labels[row]]
         for col, meta in columns.items():
             task, metric = col.rsplit("/", 1)
             rs = runs.get((row, task), [])
-            vals = [x["metrics"][metric] for x in rs if metric in x["metrics"]] if meta is not None else []
-            if not rs or (meta is not None and not vals):
+            if meta is None:
+                cells.append(samples_cell(rs) if rs else "-")
+                continue
+            vals = [x["metrics"][metric] for x in rs if metric in x["metrics"]]
+            if not vals:
                 cells.append("-")
                 continue
-            if meta is None:
-                cells.append(samples_cell(rs))
-                continue
-            cell = fmt(statistics.fmean(vals))
+            cell = fmt(means[row, col])
             if len(vals) > 1:
                 cell += f" ± {statistics.stdev(vals):.2f} (n={len(vals)} seeds)"
-            if metric in rs[0].get("reported", {}):
+            if base_row is not None and row != base_row and (base_row, col) in means:
+                cell += f" ({means[row, col] - means[base_row, col]:+.2f})"
+            if paper and metric in rs[0].get("reported", {}):
                 cell += f" [{rs[0]['reported'][metric]:.2f}]"
             if rs[0]["limited"]:
                 cell += f" (limited {samples_cell(rs)})"
@@ -154,4 +176,9 @@ def report_table(records: Sequence[dict[str, Any]]) -> str:
         table_rows.append(cells)
     headers = ["Backbone"] + [f"{c} {arrow(m)}" if m is not None else c for c, m in columns.items()]
     table = markdown(headers, table_rows, right=tuple(range(1, len(headers))))
-    return table + "".join(f"\n\nnote: {n}" for n in notes)
+    return table + ("".join(f"\n\nnote: {n}" for n in table_notes) if notes else "")
+
+
+def report_table(records: Sequence[dict[str, Any]]) -> str:
+    """`bench report`: every metric, published numbers, sample counts and notes."""
+    return build_table(records)

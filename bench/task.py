@@ -28,10 +28,33 @@ def limited_indices(n_total: int, limit: int | None) -> list[int]:
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """One metric a task emits, declared once. `name` may be a family with one {field}
+    ('maxboxacc@{iou}': maxboxacc@30, maxboxacc@50, ...). `description` is its convention, kept
+    in every record; `tables` names the report columns it fills (e.g. 'paper Table 9: CUB Top-1
+    Loc'); `headline` marks what summary tables (the demo's) show; `aggregate` derives it from
+    other emitted metrics, e.g. ('mean', 'maxboxacc@{iou}')."""
+
     name: str
     higher_is_better: bool
     unit: str = "%"
     description: str = ""
+    tables: tuple[str, ...] = ()
+    headline: bool = False
+    aggregate: tuple[str, str] | None = None
+
+    def matches(self, name: str) -> bool:
+        return bool(_pattern(self.name).fullmatch(name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "higher_is_better": self.higher_is_better, "unit": self.unit, "description": self.description,
+                "tables": list(self.tables), "headline": self.headline, "aggregate": list(self.aggregate) if self.aggregate else None}
+
+
+def _pattern(name: str) -> "re.Pattern[str]":
+    import re
+
+    parts = re.split(r"\{[a-z_]+\}", name)
+    return re.compile("[^/]+?".join(re.escape(p) for p in parts))
 
 
 @dataclass
@@ -61,6 +84,16 @@ class TaskResult:
     n_evaluated: int  # samples scored (fewer under --limit)
     samples: list[dict[str, Any]] | None = None  # per-sample outputs, written next to the store
     details: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping in the record
+
+
+@dataclass
+class Plan:
+    """What a task hands the runner: the splits to score (bench.evaluation.Split: a dataset, the
+    call into the model, an evaluator) and the details worth keeping (e.g. a training stage's)."""
+
+    splits: list[Any]
+    details: dict[str, Any] = field(default_factory=dict)
+    cleanup: list[Any] = field(default_factory=list)  # callables run after the last split, even on error (e.g. removing hooks)
 
 
 @dataclass
@@ -102,7 +135,6 @@ class Task:
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     replaces_head: ClassVar[bool] = False  # True for tasks that put their own head on the backbone
     reported_key: ClassVar[str | None] = None  # key of the published numbers in a card's provenance
-    headline: ClassVar[tuple[str, ...] | None] = None  # the metrics summary tables show (None: all)
     seeded: ClassVar[bool] = True  # False for deterministic evaluations: --seed does not change them (nor their identity)
 
     def default_config(self) -> dict[str, Any]:
@@ -130,8 +162,21 @@ class Task:
         it to listings, stats and label files. Raise BenchError."""
         raise NotImplementedError
 
-    def run(self, ctx: RunContext) -> TaskResult:
+    def plan(self, ctx: RunContext) -> Plan:
+        """Prepare what is scored (train a cached stage if the task needs one, read the data) and
+        return the splits; the runner does the loop (bench.evaluation.run_plan)."""
         raise NotImplementedError
 
+    def metric_spec(self, name: str) -> MetricSpec:
+        """The declared spec of an emitted metric (a family's pattern matches its members)."""
+        for spec in self.metrics:
+            if spec.name == name or spec.matches(name):
+                return spec
+        raise KeyError(f"task {self.name} emits metric '{name}', which none of its MetricSpecs declares")
+
     def metric(self, name: str) -> MetricSpec:
-        return next(m for m in self.metrics if m.name == name)
+        return self.metric_spec(name)
+
+    @classmethod
+    def headline_metrics(cls) -> tuple[str, ...]:
+        return tuple(m.name for m in cls.metrics if m.headline)

@@ -23,6 +23,7 @@ from torchvision import transforms as T
 
 from bench.backbones.build import LoadedBackbone, LoadReport
 from bench.cards import BackboneCard, Preprocessing
+from bench.evaluation import run_plan
 from bench.mini.layouts import write_imagenet_val
 from bench.task import DataLocator, RunContext
 from tasks.classification import ImageNetClassification
@@ -51,7 +52,8 @@ def bench_loop(model: torch.nn.Module, root: Path, prep: Preprocessing, batch_si
         device="cpu", batch_size=batch_size, workers=workers, limit=None, seed=0, progress=False, artifact_dir=root / "artifacts",
     )
     start = time.perf_counter()
-    result = ImageNetClassification().run(ctx)
+    task = ImageNetClassification()
+    result = run_plan(task, task.plan(ctx), ctx)  # the runner's loop, as bench run uses it
     seconds = time.perf_counter() - start  # includes reading the folder and building the loader
     return result.n_evaluated / seconds, result.metrics["top1_err"]
 

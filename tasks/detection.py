@@ -17,7 +17,8 @@ import torch
 
 from bench.errors import BenchError
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
+from bench.evaluation import Evaluator
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
 
 COMMON = {
     "train_sets": [["2007", "trainval"], ["2012", "trainval"]],
@@ -194,7 +195,6 @@ class VocDetection(Task):
     datasets = ("voc",)
     replaces_head = True
     kinds: tuple[str, ...] = ()
-    headline = ("map_voc07",)
 
     def default_config(self) -> dict[str, Any]:
         if len(self.kinds) == 1:
@@ -237,36 +237,25 @@ class VocDetection(Task):
                 n = len(split.images) if role == "test" else n
         return DataCheck({"voc": "; ".join(dict.fromkeys(parts))}, fp.hexdigest(), n)
 
-    def run(self, ctx: RunContext) -> TaskResult:
-        from bench.data.voc import CLASSES, read_voc
+    def plan(self, ctx: RunContext) -> Plan:
+        from bench.data.voc import read_voc
+        from bench.evaluation import Split
 
-        metrics: dict[str, float] = {}
-        details: dict[str, Any] = {}
-        samples: list[dict[str, Any]] = []
-        n_total = n_eval = 0
         read: dict[tuple, Any] = {}
 
         def splits(sets: tuple) -> Any:  # voc_det's two detectors usually read the same sets: parse them once
             if sets not in read:
                 read[sets] = read_voc(ctx.data.dir("voc"), list(sets))
             return read[sets]
+        plan = Plan([])
         for kind, cfg in self._configs(ctx.config).items():
-            prefix = "" if len(self.kinds) == 1 else f"{kind}_"
             train = splits(tuple(tuple(s) for s in cfg["train_sets"]))
             test = splits((tuple(cfg["test_set"]),))
             model, info = self._trained(ctx, kind, cfg, train)
-            chosen = limited_indices(len(test.images), ctx.limit)
-            gt, dets = self._detect(ctx, model, test, chosen)
-            m, d = detection_scores(gt, dets, CLASSES)
-            # per image: [class, score, x1, y1, x2, y2] (1-based VOC corners), as `bench score voc` reads them back
-            per_image: dict[int, list[list[Any]]] = {k: [] for k in range(len(chosen))}
-            for k, c, sc, b in zip(dets.image.tolist(), dets.labels.tolist(), dets.scores.tolist(), dets.boxes.tolist()):
-                per_image[k].append([CLASSES[c], round(sc, 5)] + [round(v, 2) for v in b])
-            samples += [{"detector": kind, "id": test.images[i].image_id, "detections": per_image[k]} for k, i in enumerate(chosen)]
-            metrics.update({prefix + k: v for k, v in m.items()})
-            details[kind] = {**d, "train": info, "train_set": train.name, "test_set": test.name}
-            n_total, n_eval = len(test.images), len(chosen)
-        return TaskResult(metrics, n_total, n_eval, samples or None, details)
+            plan.details[kind] = {"train": info, "train_set": train.name, "test_set": test.name}
+            plan.splits.append(Split(kind, VocEvalSet(test.images), VocEvaluator(kind, test), forward=lambda batch, model=model: model([img for img, _ in batch]),
+                                     model=model, collate=_as_list, prefix="" if len(self.kinds) == 1 else f"{kind}_", details_key=kind))
+        return plan
 
     def _trained(self, ctx: RunContext, kind: str, cfg: dict[str, Any], train: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
         from bench.data.voc import CLASSES
@@ -275,9 +264,13 @@ class VocDetection(Task):
 
         import copy
 
+        from bench.backbones.view import BackboneView
+
         card = ctx.backbone.card
-        try:  # a copy: voc_det builds two detectors on the same loaded backbone
-            model = build_detector(kind, copy.deepcopy(ctx.backbone.model), len(CLASSES), card.preprocessing.mean, card.preprocessing.std, cfg)
+        # a copy (voc_det builds two detectors on the same loaded backbone), seen as its stem and the card's four stages
+        net = BackboneView(copy.deepcopy(ctx.backbone.model), card).staged()
+        try:
+            model = build_detector(kind, net, len(CLASSES), card.preprocessing.mean, card.preprocessing.std, cfg)
         except (ValueError, AttributeError) as exc:
             raise BenchError(f"cannot build the {kind} detector on {card.name}: {exc}", "detection needs a ResNet-style backbone (conv1, bn1, layer1..layer4)") from None
         sched = Schedule(int(cfg["iterations"]), int(cfg["batch_size"]), float(cfg["lr"]), tuple(int(s) for s in cfg["steps"]), 0.1, float(cfg["momentum"]),
@@ -292,29 +285,73 @@ class VocDetection(Task):
                               ctx.progress, ctx.rank, ctx.world_size, amp=bool(cfg["amp"]), log=ctx.log)
         return model.to(ctx.device).eval(), info
 
-    def _detect(self, ctx: RunContext, model: torch.nn.Module, test: Any, chosen: list[int]) -> tuple[list[Any], Any]:
-        from tqdm import tqdm
 
-        from bench.evaluation import gather, shard
+def _as_list(batch: list[Any]) -> list[Any]:
+    return batch
+
+
+class VocEvaluator(Evaluator):
+    """Batches are lists of (image, index); outputs torchvision's detections (0-based continuous
+    corners, labels from 1). Scored with the VOC07 and COCO-style metrics once all ranks' rows
+    are in; per image, [class, score, x1, y1, x2, y2] in VOC's 1-based corners, as `bench score
+    voc` reads them back."""
+
+    def __init__(self, kind: str, test: Any):
+        self.kind, self.test = kind, test
+
+    def reset(self) -> None:
+        self.rows: list[tuple[int, int, float, list[float]]] = []
+        self.seen: list[int] = []
+
+    def process(self, batch: Any, outputs: Any) -> None:
+        for (_, index), out in zip(batch, outputs):
+            boxes = out["boxes"].float().cpu().numpy().astype(np.float64)
+            boxes[:, :2] += 1  # back to VOC's 1-based inclusive corners
+            for b, c, s in zip(boxes, out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()):
+                self.rows.append((index, c - 1, s, b.tolist()))
+            self.seen.append(index)
+
+    def state(self) -> Any:
+        return self.rows, self.seen
+
+    def merge(self, states: list[Any]) -> None:
+        self.rows = [r for part in states for r in part[0]]
+        self.chosen = sorted(i for part in states for i in part[1])
+
+    def metrics(self) -> dict[str, float]:
+        from bench.data.voc import CLASSES
         from bench.metrics.voc import Detections, GroundTruth
 
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(VocEvalSet(test.images), shard(chosen, ctx.rank, ctx.world_size)),
-                                             batch_size=max(1, ctx.batch_size), num_workers=ctx.workers, collate_fn=lambda b: b)
-        rows: list[tuple[int, int, float, list[float]]] = []
-        with torch.inference_mode():
-            for batch in tqdm(loader, desc=f"{ctx.backbone.card.name} {self.name} detect", unit="batch", disable=not ctx.progress, leave=False):
-                outputs = model([img.to(ctx.device) for img, _ in batch])
-                for (_, index), out in zip(batch, outputs):
-                    boxes = out["boxes"].float().cpu().numpy().astype(np.float64)
-                    boxes[:, :2] += 1  # back to VOC's 1-based inclusive corners
-                    for b, c, s in zip(boxes, out["labels"].cpu().tolist(), out["scores"].float().cpu().tolist()):
-                        rows.append((index, c - 1, s, b.tolist()))
-        rows = [r for part in gather(rows) for r in part]
-        position = {index: k for k, index in enumerate(chosen)}
-        gt = [GroundTruth(test.images[i].boxes, test.images[i].labels, test.images[i].difficult) for i in chosen]
-        dets = Detections(np.array([position[r[0]] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
-                          np.array([r[2] for r in rows], np.float64), np.array([r[3] for r in rows], np.float64).reshape(-1, 4))
-        return gt, dets
+        position = {index: k for k, index in enumerate(self.chosen)}
+        images = self.test.images
+        gt = [GroundTruth(images[i].boxes, images[i].labels, images[i].difficult) for i in self.chosen]
+        self.dets = Detections(np.array([position[r[0]] for r in self.rows], np.int64), np.array([r[1] for r in self.rows], np.int64),
+                               np.array([r[2] for r in self.rows], np.float64), np.array([r[3] for r in self.rows], np.float64).reshape(-1, 4))
+        metrics, self._details = detection_scores(gt, self.dets, CLASSES)
+        return metrics
+
+    def details(self) -> dict[str, Any]:
+        return self._details
+
+    def samples(self) -> list[dict[str, Any]]:
+        from bench.data.voc import CLASSES
+
+        dets = self.dets
+        per_image: dict[int, list[list[Any]]] = {k: [] for k in range(len(self.chosen))}
+        for k, c, sc, b in zip(dets.image.tolist(), dets.labels.tolist(), dets.scores.tolist(), dets.boxes.tolist()):
+            per_image[k].append([CLASSES[c], round(sc, 5)] + [round(v, 2) for v in b])
+        return [{"detector": self.kind, "id": self.test.images[i].image_id, "detections": per_image[k]} for k, i in enumerate(self.chosen)]
+
+
+def detection_specs(prefix: str, detector: str) -> tuple[MetricSpec, ...]:
+    return (
+        MetricSpec(prefix + "map_voc07", True, description="VOC2007 11-point mAP at IoU 0.5, difficult objects ignored (the devkit's)",
+                   tables=(f"paper Table 10: {detector} mAP",), headline=True),
+        MetricSpec(prefix + "map_area", True, description="mAP as the area under the interpolated PR curve at IoU 0.5 (VOC2010+)"),
+        MetricSpec(prefix + "coco_ap", True, description="pycocotools AP@[.5:.95], difficult objects as crowd regions"),
+        MetricSpec(prefix + "coco_ap50", True, description="pycocotools AP at IoU 0.5"),
+        MetricSpec(prefix + "coco_ap75", True, description="pycocotools AP at IoU 0.75"),
+    )
 
 
 class VocFasterRCNN(VocDetection):
@@ -322,8 +359,7 @@ class VocFasterRCNN(VocDetection):
     description = "Pascal VOC07 test mAP of Faster R-CNN (ResNet C4) fine-tuned on VOC07+12 trainval"
     kinds = ("frcnn",)
     reported_key = "voc_det_frcnn"
-    metrics = (MetricSpec("map_voc07", True, description="VOC07 11-point mAP at IoU 0.5"), MetricSpec("map_area", True),
-               MetricSpec("coco_ap", True), MetricSpec("coco_ap50", True), MetricSpec("coco_ap75", True))
+    metrics = detection_specs("", "Faster R-CNN")
 
 
 class VocSSD(VocFasterRCNN):
@@ -331,6 +367,7 @@ class VocSSD(VocFasterRCNN):
     description = "Pascal VOC07 test mAP of SSD300 (ResNet layer2/layer3 sources) fine-tuned on VOC07+12 trainval"
     kinds = ("ssd",)
     reported_key = "voc_det_ssd"
+    metrics = detection_specs("", "SSD")
 
 
 class VocBoth(VocDetection):
@@ -338,5 +375,4 @@ class VocBoth(VocDetection):
     description = "Pascal VOC07 test mAP of Faster R-CNN and SSD (the paper's two columns)"
     kinds = ("frcnn", "ssd")
     reported_key = "voc_det"
-    headline = ("frcnn_map_voc07", "ssd_map_voc07")
-    metrics = tuple(MetricSpec(f"{k}_{m}", True) for k in ("frcnn", "ssd") for m in ("map_voc07", "map_area", "coco_ap", "coco_ap50", "coco_ap75"))
+    metrics = detection_specs("frcnn_", "Faster R-CNN") + detection_specs("ssd_", "SSD")

@@ -28,7 +28,8 @@ from torch import nn
 from bench.cam import CAM_METHODS, CamComputer
 from bench.errors import BenchError
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, RunContext, Task, TaskResult, limited_indices
+from bench.evaluation import Evaluator
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
 
 PROTOCOLS = ("paper", "wsoleval")
 
@@ -120,16 +121,6 @@ def eval_transform(resize: int, crop: int | None) -> Any:
     return v2.Compose(steps + [v2.PILToTensor()])
 
 
-def set_layer_stride(layer: nn.Module, stride: int) -> list[str]:
-    """Give every strided convolution in `layer` this stride (ResNet layer4 -> 1 doubles the CAM)."""
-    changed = []
-    for name, module in layer.named_modules():
-        if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
-            module.stride = (stride, stride)
-            changed.append(name)
-    return changed
-
-
 class Localization(Task):
     """Shared by cub_loc and imagenet_loc; subclasses name the dataset and the paper's schedule."""
 
@@ -139,14 +130,15 @@ class Localization(Task):
     datasets: tuple[str, ...] = ()
     replaces_head = True
     metrics = (
-        MetricSpec("top1_loc", True, description="paper: class right and IoU > 0.5, CAM of the predicted class, threshold 0.15 x max"),
-        MetricSpec("gt_known_loc", True, description="paper: IoU > 0.5, CAM of the true class"),
+        MetricSpec("top1_loc", True, description="paper: class right and IoU > 0.5, CAM of the predicted class, threshold 0.15 x max, largest component",
+                   tables=("paper Table 9: Top-1 Loc",), headline=True),
+        MetricSpec("gt_known_loc", True, description="paper: IoU > 0.5, CAM of the true class", tables=("paper Table 9: GT-known Loc",)),
         MetricSpec("top1_err", False, description="classification error of the fine-tuned classifier (paper protocol's crop)"),
-        MetricSpec("maxboxacc", True, description="wsoleval: largest contour, IoU >= 0.5, best threshold"),
-        MetricSpec("maxboxacc_v2", True, description="wsoleval: all contours, mean over IoU 0.3/0.5/0.7, each with its best threshold"),
-        MetricSpec("maxboxacc@30", True), MetricSpec("maxboxacc@50", True), MetricSpec("maxboxacc@70", True),
+        MetricSpec("maxboxacc", True, description="wsolevaluation MaxBoxAcc: largest contour, IoU >= 0.5, best threshold"),
+        MetricSpec("maxboxacc_v2", True, description="wsolevaluation MaxBoxAccV2: mean of maxboxacc@{iou} (all contours, each IoU with its best threshold)",
+                   headline=True, aggregate=("mean", "maxboxacc@{iou}")),
+        MetricSpec("maxboxacc@{iou}", True, description="wsolevaluation: all contours, IoU >= iou %, best threshold"),
     )
-    headline = ("top1_loc", "maxboxacc_v2")
     schedule: dict[str, Any] = {}
     split_name = "test"
     splits: tuple[str, ...] = ("test",)
@@ -207,23 +199,20 @@ class Localization(Task):
 
     @staticmethod
     def build(backbone: Any, config: dict[str, Any], seed: int, num_classes: int) -> tuple[nn.Module, list[str]]:
-        """The backbone with layer4's stride set and a new classifier for the dataset's classes."""
-        card, model = backbone.card, backbone.model
-        head = card.head[0]
-        modules = dict(model.named_modules())
-        if card.cam_layer not in modules or head not in modules:
-            raise BenchError(f"backbone {card.name} has no '{card.cam_layer}' or '{head}' module for CAM", "set cam_layer and head in its card")
-        changed = set_layer_stride(modules[card.cam_layer], 1) if config["layer4_stride"] == 1 else []
-        old = modules[head]
-        if not isinstance(old, nn.Linear):
-            raise BenchError(f"the classifier '{head}' of {card.name} is not a Linear layer; CAM needs one", "use a GAP + Linear classifier backbone")
-        torch.manual_seed(seed)
-        parent, _, attr = head.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, attr, nn.Linear(old.in_features, num_classes))
-        return model, changed
+        """The backbone with the CAM layer's stride set and a new classifier for the dataset's
+        classes, through the backbone view (which refuses a head CAM cannot be read from)."""
+        from bench.backbones.view import BackboneView
 
-    def run(self, ctx: RunContext) -> TaskResult:
+        view = BackboneView(backbone.model, backbone.card)
+        view.head()
+        view.check_cam()
+        changed = view.set_stride(view.cam_layer_name, 1) if config["layer4_stride"] == 1 else []
+        view.replace_head(num_classes, seed)
+        return view.model, changed
+
+    def plan(self, ctx: RunContext) -> Plan:
         from bench.data.images import ImageList, Normalizer
+        from bench.evaluation import Split
         from bench.finetune import finetune
 
         protocols, ious, ft = self._settings(ctx.config)
@@ -244,86 +233,119 @@ class Localization(Task):
         info = finetune(model, card.head[0], ImageList(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
                         ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size, recipe, fast, log=ctx.log)
         model = model.to(ctx.device).eval()
-        n_total = len(split.images)
-        chosen = limited_indices(n_total, ctx.limit)
-        cams = CamComputer(model, card.cam_layer, card.head[0], cfg["cam_method"])
-        metrics: dict[str, float] = {}
-        details: dict[str, Any] = {"finetune": info, "strided_convs_changed": changed, "classes": len(split.classes)}
-        samples: dict[int, dict[str, Any]] = {i: {"index": i, "id": split.ids[i], "target": split.targets[i]} for i in chosen}
-        try:
-            if "paper" in protocols:
-                m, per = self._paper(ctx, model, cams, split, chosen, prepare)
-                metrics.update(m)
-                for i, row in per.items():
-                    samples[i].update(row)
-            if "wsoleval" in protocols:
-                m, thresholds = self._wsoleval(ctx, cams, split, chosen, prepare, ious)
-                metrics.update(m)
-                details["best_cam_threshold"] = thresholds
-        finally:
-            cams.close()
-        details["protocols"] = protocols
-        return TaskResult(metrics, n_total, len(chosen), [samples[i] for i in chosen], details)
+        cams = CamComputer(model, card.cam_layer, card.head[0], cfg["cam_method"])  # the names the view checked in build()
+        grad = cfg["cam_method"] != "cam"  # the Grad-CAM family needs autograd
+        splits = []
+        if "paper" in protocols:
+            size = (cfg["crop"], cfg["crop"])
+            splits.append(Split("paper", SizedImages(split.images, split.targets, eval_transform(cfg["resize"], cfg["crop"])), PaperLocEvaluator(split, cfg),
+                                forward=lambda b, size=size: cams(prepare(b[0]), [None, b[1]], size), model=model, grad=grad))
+        if "wsoleval" in protocols:
+            size = (cfg["wsoleval_size"], cfg["wsoleval_size"])
+            splits.append(Split("wsoleval", SizedImages(split.images, split.targets, eval_transform(cfg["wsoleval_size"], None)),
+                                WsolEvalEvaluator(split, size, float(cfg["interval"]), ious, rows="paper" not in protocols),
+                                forward=lambda b, size=size: cams(prepare(b[0]), [b[1]], size), model=model, grad=grad))
+        details = {"finetune": info, "strided_convs_changed": changed, "classes": len(split.classes), "protocols": protocols}
+        return Plan(splits, details, cleanup=[cams.close])
 
-    def _batches(self, ctx: RunContext, split: LocSplit, chosen: list[int], transform: Any, prepare: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int], list[tuple[int, int]]]]:
-        from tqdm import tqdm
 
-        from bench.evaluation import shard
+def _base_row(split: LocSplit, i: int) -> dict[str, Any]:
+    return {"index": i, "id": split.ids[i], "target": split.targets[i]}
 
-        dataset = torch.utils.data.Subset(SizedImages(split.images, split.targets, transform), shard(chosen, ctx.rank, ctx.world_size))
-        loader = torch.utils.data.DataLoader(dataset, batch_size=ctx.batch_size, num_workers=ctx.workers, shuffle=False)
-        for images, targets, indices, widths, heights in tqdm(loader, desc=f"{ctx.backbone.card.name} {self.name}", unit="batch", disable=not ctx.progress, leave=False):
-            yield prepare(images.to(ctx.device)), targets, indices.tolist(), list(zip(widths.tolist(), heights.tolist()))
 
-    def _paper(self, ctx: RunContext, model: nn.Module, cams: CamComputer, split: LocSplit, chosen: list[int], prepare: Any) -> tuple[dict[str, float], dict[int, dict[str, Any]]]:
-        from bench.evaluation import gather
+class PaperLocEvaluator(Evaluator):
+    """The paper protocol: batches (images, targets, indices, widths, heights), outputs (logits,
+    (CAMs of the predicted class, CAMs of the true class)); per image the box of the largest
+    component at cam_threshold x max, a hit at IoU > loc_iou."""
+
+    def __init__(self, split: LocSplit, cfg: dict[str, Any]):
+        self.split, self.cfg = split, cfg
+
+    def reset(self) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+
+    def process(self, batch: Any, outputs: Any) -> None:
         from bench.metrics.wsol import box_hits, crop_box, largest_component_box
 
-        cfg = ctx.config
-        size = (cfg["crop"], cfg["crop"])
-        rows: dict[int, dict[str, Any]] = {}
-        for x, targets, indices, sizes in self._batches(ctx, split, chosen, eval_transform(cfg["resize"], cfg["crop"]), prepare):
-            logits, (pred_maps, gt_maps) = cams(x, [None, targets], size)
-            preds = logits.argmax(1).tolist()
-            for j, i in enumerate(indices):
-                gt = np.array([crop_box(b, sizes[j], cfg["resize"], cfg["crop"]) for b in split.boxes[i]])
-                pred_box = largest_component_box(pred_maps[j], cfg["cam_threshold"])
-                hit_pred, iou_pred = box_hits(pred_box, gt, cfg["loc_iou"])
-                hit_gt, iou_gt = box_hits(largest_component_box(gt_maps[j], cfg["cam_threshold"]), gt, cfg["loc_iou"])
-                correct = preds[j] == split.targets[i]
-                rows[i] = {"pred": preds[j], "box": list(pred_box) if pred_box else None, "iou": round(iou_pred, 4),
-                           "top1_loc": bool(correct and hit_pred), "gt_known_loc": bool(hit_gt), "gt_known_iou": round(iou_gt, 4)}
-        for part in gather(rows)[1:]:
-            rows.update(part)
-        n = len(rows)
+        _, _, indices, widths, heights = batch
+        logits, (pred_maps, gt_maps) = outputs
+        cfg, split = self.cfg, self.split
+        preds = logits.argmax(1).tolist()
+        for j, (i, size) in enumerate(zip(indices.tolist(), zip(widths.tolist(), heights.tolist()))):
+            gt = np.array([crop_box(b, size, cfg["resize"], cfg["crop"]) for b in split.boxes[i]])
+            pred_box = largest_component_box(pred_maps[j], cfg["cam_threshold"])
+            hit_pred, iou_pred = box_hits(pred_box, gt, cfg["loc_iou"])
+            hit_gt, iou_gt = box_hits(largest_component_box(gt_maps[j], cfg["cam_threshold"]), gt, cfg["loc_iou"])
+            correct = preds[j] == split.targets[i]
+            self.rows[i] = {"pred": preds[j], "box": list(pred_box) if pred_box else None, "iou": round(iou_pred, 4),
+                            "top1_loc": bool(correct and hit_pred), "gt_known_loc": bool(hit_gt), "gt_known_iou": round(iou_gt, 4)}
+
+    def state(self) -> Any:
+        return self.rows
+
+    def merge(self, states: list[Any]) -> None:
+        for part in states[1:]:
+            self.rows.update(part)
+
+    def metrics(self) -> dict[str, float]:
+        rows, n = self.rows, len(self.rows)
         return {
             "top1_loc": 100.0 * sum(r["top1_loc"] for r in rows.values()) / n,
             "gt_known_loc": 100.0 * sum(r["gt_known_loc"] for r in rows.values()) / n,
-            "top1_err": 100.0 * sum(r["pred"] != split.targets[i] for i, r in rows.items()) / n,
-        }, rows
+            "top1_err": 100.0 * sum(r["pred"] != self.split.targets[i] for i, r in rows.items()) / n,
+        }
 
-    def _wsoleval(self, ctx: RunContext, cams: CamComputer, split: LocSplit, chosen: list[int], prepare: Any, ious: list[int]) -> tuple[dict[str, float], dict[str, float]]:
-        from bench.evaluation import gather
-        from bench.metrics.wsol import BoxAccuracy, cam_thresholds, resize_box
+    def samples(self) -> list[dict[str, Any]]:
+        return [{**_base_row(self.split, i), **self.rows[i]} for i in sorted(self.rows)]
 
-        cfg = ctx.config
-        size = (cfg["wsoleval_size"], cfg["wsoleval_size"])
-        thresholds = cam_thresholds(float(cfg["interval"]))
-        v2 = BoxAccuracy(thresholds, tuple(ious), multi_contour=True)
-        v1 = BoxAccuracy(thresholds, (50,), multi_contour=False)
-        for x, targets, indices, sizes in self._batches(ctx, split, chosen, eval_transform(cfg["wsoleval_size"], None), prepare):
-            _, (maps,) = cams(x, [targets], size)
-            gts = [np.array([resize_box(b, sizes[j], size) for b in split.boxes[i]]) for j, i in enumerate(indices)]
-            v2.add_many(maps, gts)
-            v1.add_many(maps, gts)
-        for acc in (v1, v2):
-            parts = gather((acc.count, acc.correct))
-            acc.count = sum(p[0] for p in parts)
-            acc.correct = {t: sum(p[1][t] for p in parts) for t in acc.correct}
-        r1, r2 = v1.result(), v2.result()
-        metrics = {"maxboxacc": r1["maxboxacc@50"], "maxboxacc_v2": r2["maxboxacc_mean"], **{f"maxboxacc@{t}": r2[f"maxboxacc@{t}"] for t in ious}}
-        thresholds_used = {"maxboxacc": r1["best_cam_threshold@50"], **{f"maxboxacc@{t}": r2[f"best_cam_threshold@{t}"] for t in ious}}
-        return metrics, thresholds_used
+
+class WsolEvalEvaluator(Evaluator):
+    """wsolevaluation's protocol: the true class's score maps at `size`, the threshold sweep;
+    MaxBoxAcc (largest contour, IoU 50) and maxboxacc@{iou} over all contours (MaxBoxAccV2 is
+    their mean, a declared aggregation)."""
+
+    def __init__(self, split: LocSplit, size: tuple[int, int], interval: float, ious: list[int], rows: bool):
+        self.split, self.size, self.interval, self.ious, self.rows = split, size, interval, ious, rows
+
+    def reset(self) -> None:
+        from bench.metrics.wsol import BoxAccuracy, cam_thresholds
+
+        thresholds = cam_thresholds(self.interval)
+        self.v2 = BoxAccuracy(thresholds, tuple(self.ious), multi_contour=True)
+        self.v1 = BoxAccuracy(thresholds, (50,), multi_contour=False)
+        self.seen: list[int] = []
+
+    def process(self, batch: Any, outputs: Any) -> None:
+        from bench.metrics.wsol import resize_box
+
+        _, _, indices, widths, heights = batch
+        _, (maps,) = outputs
+        sizes = list(zip(widths.tolist(), heights.tolist()))
+        indices = indices.tolist()
+        gts = [np.array([resize_box(b, sizes[j], self.size) for b in self.split.boxes[i]]) for j, i in enumerate(indices)]
+        self.v2.add_many(maps, gts)
+        self.v1.add_many(maps, gts)
+        self.seen += indices
+
+    def state(self) -> Any:
+        return (self.v1.count, self.v1.correct, self.v2.count, self.v2.correct, self.seen)
+
+    def merge(self, states: list[Any]) -> None:
+        for k, acc in ((0, self.v1), (2, self.v2)):
+            acc.count = sum(p[k] for p in states)
+            acc.correct = {t: sum(p[k + 1][t] for p in states) for t in acc.correct}
+        self.seen = sorted(i for p in states for i in p[4])
+
+    def metrics(self) -> dict[str, float]:
+        r1, r2 = self.v1.result(), self.v2.result()
+        self.thresholds = {"maxboxacc": r1["best_cam_threshold@50"], **{f"maxboxacc@{t}": r2[f"best_cam_threshold@{t}"] for t in self.ious}}
+        return {"maxboxacc": r1["maxboxacc@50"], **{f"maxboxacc@{t}": r2[f"maxboxacc@{t}"] for t in self.ious}}
+
+    def details(self) -> dict[str, Any]:
+        return {"best_cam_threshold": self.thresholds}
+
+    def samples(self) -> list[dict[str, Any]]:  # the paper protocol's rows carry the ids; alone, this one does
+        return [_base_row(self.split, i) for i in self.seen] if self.rows else []
 
 
 class CubLocalization(Localization):

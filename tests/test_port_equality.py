@@ -1,0 +1,55 @@
+"""The runner-owned evaluation loop changed no number: every task's metrics, per-sample rows and
+details on the mini data equal those of the task code before the port (commit BEFORE).
+
+"Before" is recomputed on this machine from that commit's code when the clone has the history
+(trained mini results are exact on one machine but may differ in the last bits on another CPU);
+without history the stored outputs (tests/data/port_before.json.gz, made on the machine that
+wrote the port) are the reference.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BEFORE = "acf35e1b165117475c758730464b06d431681674"  # the last commit with the task-owned loops
+
+
+def outputs(code_root: Path, out: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    done = subprocess.run([sys.executable, str(code_root / "tests" / "port_outputs.py"), str(out)], cwd=code_root, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def before_outputs(tmp_path: Path) -> dict:
+    try:
+        tar = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE, "bench", "tasks", "tests", "checkpoints"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        tar = None
+    if tar is None or tar.returncode != 0:  # no history in this clone: the stored reference
+        return json.loads(gzip.decompress((REPO / "tests" / "data" / "port_before.json.gz").read_bytes()))
+    old = tmp_path / "before"
+    old.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+        archive.extractall(old, filter="data")
+    return outputs(old, tmp_path / "before.json")
+
+
+def test_every_task_gives_the_same_outputs_as_before_the_port(tmp_path):
+    after = outputs(REPO, tmp_path / "after.json")
+    before = before_outputs(tmp_path)
+    assert sorted(after) == sorted(before)
+    for task in before:
+        assert after[task]["metrics"] == before[task]["metrics"], task
+        assert after[task]["n_samples"] == before[task]["n_samples"], task
+        assert after[task]["samples"] == before[task]["samples"], task
+        assert after[task]["details"] == before[task]["details"], task

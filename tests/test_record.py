@@ -120,3 +120,21 @@ def test_a_family_member_gets_its_spec_and_arrow(run_bench, tmp_path):
     assert record["metric_meta"]["top1_loc"]["tables"] == ["paper Table 9: Top-1 Loc"] and record["metric_meta"]["top1_loc"]["headline"]
     code, out, _ = run_bench("report", "--results", tmp_path / "r")
     assert "cub_loc/maxboxacc@40 ↑" in out
+
+
+def test_report_and_export_read_records_without_torch(tmp_path):
+    """The table builder and the record reader are torch-free: `bench report` and `bench export`
+    on a store import no torch (and so start in a fraction of a second)."""
+    import subprocess
+    import sys
+
+    results = tmp_path / "r"
+    results.mkdir()
+    shutil.copy(DATA / "store_schema2.sqlite", results / "bench.sqlite")
+    for argv in (["report", "--results", str(results), "--include-limited"], ["export", "--results", str(results)]):
+        code = (
+            "import sys\nfrom bench.cli import main\ncode = main(%r)\n"
+            "print('CODE', code)\nprint('TORCH', sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))" % argv
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.strip().endswith("CODE 0\nTORCH []"), out.stdout[-500:] + out.stderr

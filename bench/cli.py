@@ -157,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", default="2007:test", help="YEAR:SPLIT to score against (default 2007:test); result files of other splits are left out")
     q.add_argument("--allow-missing-classes", action="store_true", help="score a class with no result file as AP 0 (otherwise refused)")
 
+    q = _sub(
+        score, "captions", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr of captions (coco-caption's scorers)",
+        description="Score a COCO-format results file ([{\"image_id\": int, \"caption\": str}]) against a COCO captions file, as coco-caption does "
+                    "(PTB tokenizer, pycocoevalcap's scorers; SPICE off). Needs Java for the tokenizer and METEOR; without it a pure-Python "
+                    "tokenizer stands in, METEOR is reported as unavailable, and the output says so.",
+        epilog="examples:\n  bench score captions --results captions_val2014_results.json --annotations coco/annotations/captions_val2014.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--results", required=True, help="a JSON list of {image_id, caption}, one per image")
+    q.add_argument("--annotations", required=True, help="a COCO captions file (captions_val2014.json)")
+
     p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
@@ -397,8 +408,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from bench.score import score_voc, score_wsol
+    from bench.score import score_captions, score_voc, score_wsol
 
+    if args.what == "captions":
+        print(json.dumps(score_captions(Path(args.results), Path(args.annotations)), indent=2))
+        return 0
     if args.what == "voc":
         print(json.dumps(score_voc(Path(args.detections), Path(args.devkit), args.split, args.allow_missing_classes), indent=2))
         return 0

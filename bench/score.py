@@ -264,3 +264,17 @@ def score_voc(detections: Path, devkit: Path, split: str = "2007:test", allow_mi
     except ValueError as exc:
         raise BenchError(f"{exc} in {data.name}", "score against a split with annotated objects") from None
     return {**metrics, "images": len(data.images), "detections": int(len(dets.scores)), "split": data.name, **details, **({"notes": notes} if notes else {})}
+
+
+def score_captions(results: Path, annotations: Path, java: bool | None = None) -> dict[str, Any]:
+    """coco-caption's BLEU-1..4, METEOR, ROUGE-L and CIDEr (percent) of a results file
+    ([{"image_id", "caption"}]) against a COCO captions file, over the images it captions (as
+    coco-caption scores a Karpathy test subset against captions_val2014.json)."""
+    from bench.data.coco import read_captions, read_results
+    from bench.metrics.captions import caption_metrics
+
+    refs = read_captions(annotations)
+    candidates = read_results(results, refs.captions)
+    metrics, info = caption_metrics(refs.captions, candidates, java)
+    info.pop("per_image")
+    return {**metrics, **info, "annotated_images": len(refs.captions), "convention": "coco-caption: PTB tokens, corpus BLEU (closest reference length), METEOR 1.5, ROUGE-L, CIDEr (not CIDEr-D); SPICE off"}

@@ -114,3 +114,33 @@ def _edit(path: Path, change) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
+
+
+def test_mini_coco_is_in_the_real_layout_and_tells_captioners_apart(tmp_path):
+    """The mini generator's COCO: images and captions_*.json in COCO 2014's layout, five varied
+    references per scene; a caption with the right digit and place scores well above one without."""
+    from bench.data.coco import read_captions
+    from bench.metrics.captions import caption_metrics
+    from bench.mini.build import MiniSpec, ensure_data
+    from bench.mini.captions import WORDS, where
+    from bench.mini.digits import make_scenes
+
+    spec = MiniSpec(seed=1, train=30, val=20)
+    root = ensure_data(tmp_path, spec) / "coco"
+    for split, n in (("train2014", 30), ("val2014", 20)):
+        refs = read_captions(root / "annotations" / f"captions_{split}.json")
+        assert len(refs.captions) == n and all(len(c) == 5 and len(set(c)) == 5 for c in refs.captions.values())
+        assert all((root / split / name).is_file() for name in refs.files.values())
+    val = make_scenes("val", 20, spec.seed)
+    refs = read_captions(root / "annotations" / "captions_val2014.json")
+    ids = sorted(refs.captions)
+    h, w = val.images.shape[1:3]
+    right = {i: f"a handwritten {WORDS[int(val.labels[k])]} in the {where(tuple(val.boxes[k]), w, h)} of the image" for k, i in enumerate(ids)}
+    wrong = {i: f"a handwritten {WORDS[(int(val.labels[k]) + 1) % 10]} in the {'center' if where(tuple(val.boxes[k]), w, h) != 'center' else 'top'} of the image"
+             for k, i in enumerate(ids)}
+    good, _ = caption_metrics(refs.captions, right)
+    bad, _ = caption_metrics(refs.captions, wrong)
+    assert good["bleu_4"] > bad["bleu_4"] + 10 and good["cider"] > bad["cider"] + 50, (good, bad)
+    # the references differ in wording: one against the other four is neither a copy nor unrelated
+    first, _ = caption_metrics({i: c[1:] for i, c in refs.captions.items()}, {i: c[0] for i, c in refs.captions.items()})
+    assert 0 < first["bleu_4"] < 100

@@ -97,8 +97,23 @@ def write_voc(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
         write(root / "VOCdevkit", year, ids, images, objects, splits, CLASSES)
 
 
+def write_coco(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
+    """MS-COCO 2014's captions layout: train scenes as train2014, val scenes as val2014, five
+    reference captions each from what the scene holds (bench.mini.captions)."""
+    import random
+
+    from bench.mini.captions import scene_captions
+    from bench.mini.layouts import write_coco_captions
+
+    rng = random.Random(spec.seed)
+    for split, scenes, first in (("train2014", train, 1), ("val2014", val, 100_001)):
+        h, w = scenes.images.shape[1:3]
+        captions = [scene_captions(int(label), tuple(box), w, h, rng) for label, box in zip(scenes.labels, scenes.boxes)]
+        write_coco_captions(root / "coco", split, list(range(first, first + len(scenes.labels))), scenes.images, captions)
+
+
 # dataset name -> writer(data root, train scenes, val scenes, spec); later tasks add theirs
-DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]] = {"imagenet": write_imagenet, "cub": write_cub, "voc": write_voc}
+DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]] = {"imagenet": write_imagenet, "cub": write_cub, "voc": write_voc, "coco": write_coco}
 
 
 def require_writable(folder: Path, what: str) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 IMAGENET_LAYOUTS = ("class_folders", "kaggle", "devkit")
-LAYOUT_VERSION = "2"  # bump whenever a writer's output changes: it keys the mini data folder (2: ILSVRC XML boxes as pixel indices)
+LAYOUT_VERSION = "3"  # bump whenever a writer's output changes: it keys the mini data folder (2: ILSVRC XML boxes as pixel indices; 3: COCO captions)
 VAL_XML_DIR = "ILSVRC/Annotations/CLS-LOC/val"  # where ILSVRC's val box XMLs live (Kaggle's release)
 
 
@@ -173,3 +173,23 @@ def write_voc(devkit: Path, year: str, ids: Sequence[str], images: Sequence[np.n
     for split, members in splits.items():
         (folder / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{i}\n" for i in members))
     return folder
+
+
+def write_coco_captions(root: Path, split: str, ids: Sequence[int], images: Sequence[np.ndarray], captions: Sequence[Sequence[str]]) -> Path:
+    """MS-COCO 2014's layout: <root>/<split>/COCO_<split>_<id:012d>.jpg and
+    <root>/annotations/captions_<split>.json (images with id, file_name, height, width; one
+    annotation per caption)."""
+    import json
+
+    folder = root / split
+    folder.mkdir(parents=True, exist_ok=True)
+    entries, annotations = [], []
+    for image_id, img, caps in zip(ids, images, captions):
+        name = f"COCO_{split}_{image_id:012d}.jpg"
+        Image.fromarray(img).save(folder / name, quality=95)
+        entries.append({"id": int(image_id), "file_name": name, "height": int(img.shape[0]), "width": int(img.shape[1])})
+        annotations += [{"id": len(annotations) + 1, "image_id": int(image_id), "caption": c} for c in caps]
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    path = root / "annotations" / f"captions_{split}.json"
+    path.write_text(json.dumps({"info": {"description": "bench mini COCO"}, "images": entries, "annotations": annotations}))
+    return path

@@ -50,3 +50,10 @@ TASKS.add(
     mini={**{f"frcnn.{k}": v for k, v in MINI_FRCNN.items()}, **{f"ssd.{k}": v for k, v in MINI_SSD.items()}},
     demo=False,
 )
+TASKS.add(
+    "coco_cap",
+    "tasks.captioning:CocoCaptioning",
+    "MS-COCO captioning, NIC on the backbone's pooled feature: BLEU-1..4, METEOR, ROUGE-L, CIDEr (paper Table 10's NIC column)",
+    # the mini COCO's scenes: a small vocabulary learnt in a few epochs; beam 3
+    mini={"epochs": 4, "batch_size": 50, "lr": 0.005, "min_count": 2, "max_length": 16, "beam": 3},
+)

@@ -104,7 +104,7 @@ def param_groups(model: torch.nn.Module, sched: Schedule) -> list[dict[str, Any]
     return [{"params": [p for n, p in params if not n.endswith(".bias")]}, {"params": [p for n, p in params if n.endswith(".bias")], "weight_decay": 0.0}]
 
 
-def _lock(stage_dir: Path) -> Any:
+def _lock(stage_dir: Path, what: str = "this detector") -> Any:
     """An exclusive, non-blocking lock on the stage folder; None when another process holds it."""
     import fcntl
 
@@ -116,7 +116,7 @@ def _lock(stage_dir: Path) -> Any:
         handle.seek(0)
         holder = handle.read().strip() or "?"
         handle.close()
-        raise BenchError(f"another bench process (pid {holder}) is training this detector in {stage_dir}", "wait for it to finish; running again then reuses its detector") from None
+        raise BenchError(f"another bench process (pid {holder}) is training {what} in {stage_dir}", "wait for it to finish; running again then reuses what it trained") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))

@@ -1,0 +1,167 @@
+"""Captioning transfer on MS-COCO (the paper's NIC column): a Show-and-Tell decoder trained on the
+backbone's pooled features of train2014, captions of val2014 by beam search, scored with
+coco-caption's BLEU-1..4, METEOR, ROUGE-L and CIDEr (bench.metrics.captions).
+
+Data: <root>/coco/{train2014,val2014}/ and <root>/coco/annotations/captions_{train,val}2014.json.
+`encoder=frozen`: the backbone is not trained; its features are computed once and cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.evaluation import Evaluator
+from bench.settings import Setting
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+
+CAPTION_METRICS = (
+    ("bleu_1", "BLEU-1", "NIC BLEU-1"), ("bleu_2", "BLEU-2", None), ("bleu_3", "BLEU-3", None), ("bleu_4", "BLEU-4", "NIC BLEU-4"),
+    ("meteor", "METEOR 1.5", None), ("rouge_l", "ROUGE-L", None), ("cider", "CIDEr", None),
+)
+
+
+def _split_files(root: Path, split: str) -> tuple[Path, Path]:
+    return root / split, root / "annotations" / f"captions_{split}.json"
+
+
+def read_split(root: Path, split: str) -> Any:
+    """A split's captions with every image file present (one line naming the first missing one)."""
+    from bench.data.coco import read_captions
+
+    folder, annotations = _split_files(root, split)
+    if not annotations.is_file():
+        raise BenchError(f"COCO captions {annotations} do not exist", f"expected <coco>/annotations/captions_{split}.json (from annotations_trainval2014.zip)")
+    refs = read_captions(annotations)
+    missing = [name for name in refs.files.values() if not (folder / name).is_file()]
+    if missing:
+        raise BenchError(f"{len(missing)} image(s) listed in {annotations} are missing from {folder} (e.g. {missing[0]})", f"restore {split}.zip's images")
+    return refs
+
+
+class CaptionEvaluator(Evaluator):
+    """Batches (features, image ids); outputs the decoder's word ids per image. Scored once every
+    rank's captions are in, against the split's references."""
+
+    def __init__(self, references: dict[int, list[str]], vocab: Any):
+        self.references, self.vocab = references, vocab
+
+    def reset(self) -> None:
+        self.captions: dict[int, str] = {}
+
+    def process(self, batch: Any, outputs: list[list[int]]) -> None:
+        for image_id, words in zip(batch[1].tolist(), outputs):
+            self.captions[int(image_id)] = self.vocab.decode(words)
+
+    def state(self) -> Any:
+        return self.captions
+
+    def merge(self, states: list[Any]) -> None:
+        for part in states:
+            self.captions.update(part)
+
+    def metrics(self) -> dict[str, float]:
+        from bench.metrics.captions import caption_metrics
+
+        scores, self.info = caption_metrics(self.references, self.captions)
+        return {k: v for k, v in scores.items() if v is not None}  # METEOR without Java: absent, and said in the details
+
+    def details(self) -> dict[str, Any]:
+        return {"tokenizer": self.info["tokenizer"], "meteor": self.info["meteor_status"], "images_captioned": self.info["images"]}
+
+    def samples(self) -> list[dict[str, Any]]:
+        per = self.info["per_image"]
+        return [{"image_id": i, "caption": c, "bleu_4": round(per[i]["bleu_4"], 4), "cider": round(per[i]["cider"], 4)} for i, c in sorted(self.captions.items())]
+
+
+class _Features(torch.utils.data.Dataset):
+    def __init__(self, features: torch.Tensor, ids: list[int]):
+        self.features, self.ids = features, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.features[index], self.ids[index]
+
+
+class CocoCaptioning(Task):
+    name = "coco_cap"
+    # 1: NIC on frozen pooled features, val2014 scored
+    version = "1"
+    description = "MS-COCO captioning with NIC on the backbone's pooled feature: BLEU-1..4, METEOR, ROUGE-L, CIDEr (coco-caption)"
+    datasets = ("coco",)
+    replaces_head = True  # the classifier is not used: the decoder reads the pooled feature
+    reported_key = "coco_cap"
+    metrics = tuple(
+        MetricSpec(key, True, description=f"coco-caption {label} (PTB tokens, corpus level), percent", tables=(f"paper Table 10: {table}",) if table else (),
+                   headline=key in ("bleu_4", "cider"))
+        for key, label, table in CAPTION_METRICS
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"split": "val2014", "encoder": "frozen", "embed": 100, "hidden": 300, "dropout": 0.1, "min_count": 5, "max_length": 20,
+                "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100}
+
+    def settings(self) -> dict[str, Setting]:
+        return {
+            "split": Setting("str", "val2014: train on train2014, caption and score all of val2014 (the paper code's default)", choices=("val2014",)),
+            "encoder": Setting("str", "frozen: the backbone's pooled features computed once and cached; the decoder trains on them", choices=("frozen",)),
+            "embed": Setting("int", "word and image embedding size", lo=1),
+            "hidden": Setting("int", "LSTM hidden size", lo=1),
+            "dropout": Setting("float", "dropout on the LSTM's input and output", lo=0, hi=1, hi_open=True),
+            "min_count": Setting("int", "a training-caption word enters the vocabulary when seen this often", lo=1),
+            "max_length": Setting("int", "words per caption at most (training captions are cut, decoding stops)", lo=1),
+            "beam": Setting("int", "beam width of the caption search (1: greedy)", lo=1),
+            "batch_size": Setting("int", "captions per training step", lo=1),
+            "lr": Setting("float", "Adam learning rate", lo=0, lo_open=True),
+            "epochs": Setting("int", "training epochs over every caption of train2014", lo=1),
+        }
+
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        from bench.data.fingerprint import Fingerprint
+
+        root = data.dir("coco")
+        train, val = read_split(root, "train2014"), read_split(root, config["split"])
+        fp = Fingerprint()
+        for tag, split, refs in (("train", "train2014", train), ("val", config["split"], val)):
+            ids = sorted(refs.files)
+            fp.files(tag, root, [root / split / refs.files[i] for i in ids], sizes=tag == "val").values(f"{tag}/captions", [[i, refs.captions[i]] for i in ids])
+        summary = f"train2014: {len(train.files)} images, {sum(map(len, train.captions.values()))} captions; {config['split']}: {len(val.files)} images"
+        return DataCheck({"coco": summary}, fp.hexdigest(), len(val.files))
+
+    def plan(self, ctx: RunContext) -> Plan:
+        from bench.backbones.view import BackboneView
+        from bench.captioning.train import DecoderConfig, pooled_features, train_decoder
+        from bench.captioning.vocab import Vocabulary, tokens
+        from bench.evaluation import Split
+
+        cfg, card = ctx.config, ctx.backbone.card
+        root = ctx.data.dir("coco")
+        train, val = read_split(root, "train2014"), read_split(root, cfg["split"])
+        view = BackboneView(ctx.backbone.model, card)
+        prep = card.to_dict()["preprocessing"]
+        feats, stages = {}, {}
+        for split, refs in (("train2014", train), (cfg["split"], val)):
+            ids = sorted(refs.files)
+            stages[split] = ctx.stage_dir("features", {"split": split, "preprocessing": prep, "images": [refs.files[i] for i in ids]})
+            feats[split] = (ids, pooled_features(view, [root / split / refs.files[i] for i in ids], stages[split], ctx.device, ctx.batch_size, ctx.workers, ctx.progress))
+        train_ids, train_feats = feats["train2014"]
+        train_tokens = [[tokens(c) for c in train.captions[i]] for i in train_ids]
+        vocab = Vocabulary.build((t for caps in train_tokens for t in caps), cfg["min_count"])
+        encoded = [[vocab.encode(t, cfg["max_length"]) for t in caps] for caps in train_tokens]
+        dec_cfg = DecoderConfig(cfg["embed"], cfg["hidden"], cfg["dropout"], cfg["epochs"], cfg["batch_size"], cfg["lr"])
+        # what the decoder depends on: the training features (their stage's key), the captions and the settings
+        stage = ctx.stage_dir("decoder", {"features": stages["train2014"].name, "vocab": list(vocab.words), "max_length": cfg["max_length"],
+                                          "decoder": dec_cfg.__dict__, "captions": [[c for c in caps] for caps in encoded]})
+        decoder, info = train_decoder(train_feats, encoded, len(vocab), dec_cfg, stage, ctx.device, ctx.seed, ctx.progress, ctx.log)
+        decoder = decoder.to(ctx.device).eval()
+        val_ids, val_feats = feats[cfg["split"]]
+        split = Split(cfg["split"], _Features(val_feats, val_ids), CaptionEvaluator(val.captions, vocab),
+                      forward=lambda batch: decoder.beam_search(batch[0], cfg["beam"], cfg["max_length"]), model=decoder)
+        details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]}, "split": f"train2014 -> {cfg['split']}",
+                   "feature_dim": int(train_feats.shape[1]), "encoder": cfg["encoder"], "decoding": f"beam {cfg['beam']}, at most {cfg['max_length']} words"}
+        return Plan([split], details)

@@ -1,0 +1,96 @@
+"""coco_cap end to end on the mini COCO (the real layout): its metrics equal coco-caption's on the
+captions it stored, training resumes to the same decoder, and bad data is one line with nothing
+stored."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.mini.build import MiniSpec, ensure_data
+from bench.mini.model import mini_resnet
+from conftest import assert_informative, save_cutmix_format
+
+FAST = ["--set", "epochs=2", "--set", "beam=2"]
+
+
+@pytest.fixture
+def coco_root(tmp_path):
+    return ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=80, val=24))
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    torch.manual_seed(0)
+    return save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
+
+
+def args(ckpt, root, results, *extra):
+    return ["run", "--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "coco_cap", "--mini",
+            "--preprocessing-from", "mini_cutmix", "--data-root", root, "--results", results, "--workers", "0", *FAST, *extra]
+
+
+def test_coco_cap_scores_its_own_captions_as_coco_caption_does(run_bench, tmp_path, coco_root, ckpt):
+    from bench.data.coco import read_captions
+    from bench.metrics.captions import caption_metrics
+
+    code, out, err = run_bench(*args(ckpt, coco_root, tmp_path / "r"))
+    assert code == 0, err
+    (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
+    refs = read_captions(coco_root / "coco" / "annotations" / "captions_val2014.json")
+    assert len(rows) == 24 and {r["image_id"] for r in rows} == set(refs.captions)
+    expected, info = caption_metrics(refs.captions, {r["image_id"]: r["caption"] for r in rows})
+    for name, value in record["metrics"].items():
+        assert value == pytest.approx(expected[name], abs=1e-9), name
+    assert_informative({k: v for k, v in record["metrics"].items() if k.startswith("bleu")})
+    assert record["details"]["tokenizer"] == info["tokenizer"] and record["details"]["decoder"]["optimizer"] == "adam"
+    assert record["metric_meta"]["bleu_4"]["tables"] == ["paper Table 10: NIC BLEU-4"]
+    # --limit captions N evenly spaced val images; the decoder stage is reused
+    code, out, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", "--limit", "6"))
+    assert code == 0 and "6/24" in out, err
+    limited = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
+    assert limited["details"]["decoder"]["cached"] and limited["n_samples"] == {"total": 24, "evaluated": 6}
+
+
+def test_decoder_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    import bench.captioning.train as train
+
+    torch.manual_seed(1)
+    features = torch.randn(12, 16)
+    captions = [[[1, 4 + (i % 5), 4 + (i % 3), 2], [1, 4 + (i % 4), 2]] for i in range(12)]
+    cfg = train.DecoderConfig(embed=8, hidden=12, dropout=0.1, epochs=3, batch_size=5, lr=0.01)
+    whole, _ = train.train_decoder(features, captions, 10, cfg, tmp_path / "a", "cpu", seed=3)
+    saves = []
+    real = train.save_atomic
+
+    def crash_after_first_epoch(obj, path):
+        real(obj, path)
+        saves.append(path)
+        if len(saves) == 1:
+            raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
+    monkeypatch.setattr(train, "save_atomic", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_decoder(features, captions, 10, cfg, tmp_path / "b", "cpu", seed=3)
+    monkeypatch.setattr(train, "save_atomic", real)
+    resumed, info = train.train_decoder(features, captions, 10, cfg, tmp_path / "b", "cpu", seed=3)
+    assert info["resumed_from_epoch"] == 1
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: next((root / "coco" / "val2014").iterdir()).unlink(), "image(s) listed in"),
+    (lambda root: (root / "coco" / "annotations" / "captions_train2014.json").write_text("[]"), "lacks its 'images' and 'annotations' lists"),
+    (lambda root: None, "the vocabulary would be empty"),
+])
+def test_bad_data_is_one_line_and_stores_nothing(run_bench, tmp_path, coco_root, ckpt, damage, message):
+    damage(coco_root)
+    extra = ["--set", "min_count=100000"] if "vocabulary" in message else []
+    code, _, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", *extra))
+    assert code == 2 and message in err and len([l for l in err.splitlines() if l.startswith("bench: error")]) == 1, err
+    assert sqlite3.connect(tmp_path / "r" / "bench.sqlite").execute("SELECT count(*) FROM results").fetchone() == (0,)

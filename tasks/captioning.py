@@ -46,8 +46,8 @@ class CaptionEvaluator(Evaluator):
     """Batches (features, image ids); outputs the decoder's word ids per image. Scored once every
     rank's captions are in, against the split's references."""
 
-    def __init__(self, references: dict[int, list[str]], vocab: Any):
-        self.references, self.vocab = references, vocab
+    def __init__(self, references: dict[int, list[str]], vocab: Any, meteor: bool = True):
+        self.references, self.vocab, self.meteor = references, vocab, meteor
 
     def reset(self) -> None:
         self.captions: dict[int, str] = {}
@@ -66,7 +66,7 @@ class CaptionEvaluator(Evaluator):
     def metrics(self) -> dict[str, float]:
         from bench.metrics.captions import caption_metrics
 
-        scores, self.info = caption_metrics(self.references, self.captions)
+        scores, self.info = caption_metrics(self.references, self.captions, meteor=self.meteor)
         return {k: v for k, v in scores.items() if v is not None}  # METEOR without Java: absent, and said in the details
 
     def details(self) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class CocoCaptioning(Task):
 
     def default_config(self) -> dict[str, Any]:
         return {"split": "val2014", "encoder": "frozen", "embed": 100, "hidden": 300, "dropout": 0.1, "min_count": 5, "max_length": 20,
-                "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100}
+                "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100, "meteor": True}
 
     def settings(self) -> dict[str, Setting]:
         return {
@@ -119,6 +119,7 @@ class CocoCaptioning(Task):
             "batch_size": Setting("int", "captions per training step", lo=1),
             "lr": Setting("float", "Adam learning rate", lo=0, lo_open=True),
             "epochs": Setting("int", "training epochs over every caption of train2014", lo=1),
+            "meteor": Setting("bool", "compute METEOR (a Java process; the demo leaves it out for time)"),
         }
 
     def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
@@ -160,7 +161,7 @@ class CocoCaptioning(Task):
         decoder, info = train_decoder(train_feats, encoded, len(vocab), dec_cfg, stage, ctx.device, ctx.seed, ctx.progress, ctx.log)
         decoder = decoder.to(ctx.device).eval()
         val_ids, val_feats = feats[cfg["split"]]
-        split = Split(cfg["split"], _Features(val_feats, val_ids), CaptionEvaluator(val.captions, vocab),
+        split = Split(cfg["split"], _Features(val_feats, val_ids), CaptionEvaluator(val.captions, vocab, cfg["meteor"]),
                       forward=lambda batch: decoder.beam_search(batch[0], cfg["beam"], cfg["max_length"]), model=decoder)
         details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]}, "split": f"train2014 -> {cfg['split']}",
                    "feature_dim": int(train_feats.shape[1]), "encoder": cfg["encoder"], "decoding": f"beam {cfg['beam']}, at most {cfg['max_length']} words"}

@@ -12,6 +12,7 @@ unavailable; the result says which tokenizer was used, so a number is never sile
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -70,6 +71,9 @@ def ptb_tokenize(captions: dict[Hashable, list[str]]) -> dict[Hashable, list[str
     if not java_available():
         raise BenchError("the PTB tokenizer needs Java, which is not on PATH", "install a Java runtime (apt-get install default-jre-headless), or score with the pure-Python tokenizer")
     keys, sentences = _flatten(captions)
+    digest = hashlib.sha256("\n".join(sentences).encode()).hexdigest()
+    if digest in _PTB_CACHE:  # the same references again (every backbone of a grid is scored against them)
+        return _regroup(keys, _PTB_CACHE[digest])
     jar = _package_dir() / "tokenizer" / PTB_JAR
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "captions.txt"
@@ -81,7 +85,13 @@ def ptb_tokenize(captions: dict[Hashable, list[str]]) -> dict[Hashable, list[str
     lines = done.stdout.decode("utf-8").split("\n")
     if len(lines) < len(sentences):
         raise BenchError(f"the PTB tokenizer returned {len(lines)} lines for {len(sentences)} captions", "report this as a bench bug, with the captions")
+    if len(_PTB_CACHE) >= 4:
+        _PTB_CACHE.pop(next(iter(_PTB_CACHE)))
+    _PTB_CACHE[digest] = lines[:len(sentences)]
     return _regroup(keys, lines)
+
+
+_PTB_CACHE: dict[str, list[str]] = {}
 
 
 _CONTRACTIONS = re.compile(r"(?i)\b(\w+)(n't|'s|'re|'ve|'ll|'d|'m)\b")
@@ -115,7 +125,7 @@ def python_tokenize(captions: dict[Hashable, list[str]]) -> dict[Hashable, list[
     return _regroup(keys, [_python_line(s) for s in sentences])
 
 
-def caption_metrics(references: dict[int, list[str]], candidates: dict[int, str], java: bool | None = None) -> tuple[dict[str, float | None], dict[str, Any]]:
+def caption_metrics(references: dict[int, list[str]], candidates: dict[int, str], java: bool | None = None, meteor: bool = True) -> tuple[dict[str, float | None], dict[str, Any]]:
     """Corpus metrics (percent) of one candidate per image against its references, over the
     images of `candidates`; and what else a record keeps: the tokenizer, per-image CIDEr and BLEU-4."""
     from pycocoevalcap.bleu.bleu import Bleu
@@ -134,12 +144,12 @@ def caption_metrics(references: dict[int, list[str]], candidates: dict[int, str]
         bleu, bleu_per_image = Bleu(4).compute_score(gts, res, verbose=0)
     rouge, _ = Rouge().compute_score(gts, res)
     cider, cider_per_image = Cider().compute_score(gts, res)
-    meteor = meteor_score(gts, res) if use_java else None
+    meteor_value = meteor_score(gts, res) if use_java and meteor else None
     metrics: dict[str, float | None] = {f"bleu_{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
-    metrics.update(meteor=None if meteor is None else 100.0 * meteor, rouge_l=100.0 * float(rouge), cider=100.0 * float(cider))
+    metrics.update(meteor=None if meteor_value is None else 100.0 * meteor_value, rouge_l=100.0 * float(rouge), cider=100.0 * float(cider))
     info = {
         "tokenizer": "ptb (Stanford PTBTokenizer 3.4.1, coco-caption's)" if use_java else "python (PTB stand-in: Java not found)",
-        "meteor_status": "METEOR 1.5" if use_java else "unavailable: needs Java",
+        "meteor_status": ("METEOR 1.5" if meteor else "not computed (meteor=false)") if use_java else "unavailable: needs Java",
         "images": len(ids),
         "per_image": {i: {"bleu_4": 100.0 * float(b4), "cider": 100.0 * float(c)} for i, b4, c in zip(ids, bleu_per_image[3], cider_per_image)},
     }

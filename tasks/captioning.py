@@ -158,7 +158,7 @@ class CocoCaptioning(Task):
         # what the decoder depends on: the training features (their stage's key), the captions and the settings
         stage = ctx.stage_dir("decoder", {"features": stages["train2014"].name, "vocab": list(vocab.words), "max_length": cfg["max_length"],
                                           "decoder": dec_cfg.__dict__, "captions": [[c for c in caps] for caps in encoded]})
-        decoder, info = train_decoder(train_feats, encoded, len(vocab), dec_cfg, stage, ctx.device, ctx.seed, ctx.progress, ctx.log)
+        decoder, info = self._decoder(ctx, train_feats, encoded, len(vocab), dec_cfg, stage)
         decoder = decoder.to(ctx.device).eval()
         val_ids, val_feats = feats[cfg["split"]]
         split = Split(cfg["split"], _Features(val_feats, val_ids), CaptionEvaluator(val.captions, vocab, cfg["meteor"]),
@@ -166,3 +166,26 @@ class CocoCaptioning(Task):
         details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]}, "split": f"train2014 -> {cfg['split']}",
                    "feature_dim": int(train_feats.shape[1]), "encoder": cfg["encoder"], "decoding": f"beam {cfg['beam']}, at most {cfg['max_length']} words"}
         return Plan([split], details)
+
+    @staticmethod
+    def _decoder(ctx: RunContext, features: torch.Tensor, encoded: list[list[list[int]]], vocab_size: int, cfg: Any, stage: Path) -> tuple[Any, dict[str, Any]]:
+        """Rank 0 trains the decoder stage (one process per stage: the stage is locked); under
+        torchrun the other ranks then load it. An error on rank 0 stops every rank with its line."""
+        from bench.captioning.train import train_decoder
+        from bench.evaluation import broadcast
+
+        def train() -> tuple[Any, dict[str, Any]]:
+            return train_decoder(features, encoded, vocab_size, cfg, stage, ctx.device, ctx.seed, ctx.progress, ctx.log)
+
+        if ctx.world_size == 1:
+            return train()
+        error, result = None, None
+        if ctx.rank == 0:
+            try:
+                result = train()
+            except BenchError as exc:
+                error = (exc.message, exc.hint)
+        error = broadcast(error)
+        if error is not None:
+            raise BenchError(*error)
+        return result if result is not None else train()  # the other ranks load rank 0's finished stage

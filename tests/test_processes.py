@@ -312,3 +312,31 @@ def test_wsol_fine_tuning_batch_is_global_under_torchrun(tmp_path):
     assert not torch.equal(w1["fc.weight"], __import__("finetune_ddp").Plain().fc.weight.detach())  # it trained
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-5, atol=1e-6)
+
+
+def test_torchrun_captioning_equals_one_process(tmp_path):
+    """coco_cap under torchrun (two CPU processes on gloo): rank 0 trains the decoder stage while
+    the other waits, the captions are decoded on two shards and gathered; one process then reuses
+    that stage and gives the same captions and metrics."""
+    import torch
+
+    from bench.mini.build import MiniSpec, ensure_data
+    from bench.mini.model import mini_resnet
+
+    root = ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=60, val=18))
+    torch.manual_seed(0)
+    ckpt = save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "coco_cap", "--mini", "--data-root", root,
+              "--workers", "0", "--set", "epochs=1", "--set", "beam=2", "--batch-size", "4"]
+    dist = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench", "run", *map(str, common),
+                           "--results", str(tmp_path / "two")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert dist.returncode == 0, dist.stderr[-3000:]
+    one = bench("run", *common, "--results", tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    (two,) = json.loads(bench("export", "--results", tmp_path / "two").stdout)
+    (single,) = json.loads(bench("export", "--results", tmp_path / "one").stdout)
+    assert two["device"]["world_size"] == 2 and not two["details"]["decoder"]["cached"] and single["details"]["decoder"]["cached"]
+    assert two["metrics"] == single["metrics"] and two["n_samples"] == single["n_samples"] == {"total": 18, "evaluated": 18}
+    rows = lambda rec: [json.loads(line) for line in Path(rec["artifacts"]["samples"]).read_text().splitlines()]
+    assert rows(two) == rows(single)

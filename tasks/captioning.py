@@ -8,6 +8,7 @@ Data: <root>/coco/{train2014,val2014}/ and <root>/coco/annotations/captions_{tra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,66 @@ def read_split(root: Path, split: str) -> Any:
     if missing:
         raise BenchError(f"{len(missing)} image(s) listed in {annotations} are missing from {folder} (e.g. {missing[0]})", f"restore {split}.zip's images")
     return refs
+
+
+@dataclass
+class CaptionSplits:
+    """What one `split` setting trains on and scores: training images with their captions, and
+    the scored images (COCO ids) with their references."""
+
+    name: str
+    train_paths: list[Path]
+    train_captions: list[list[str]]
+    eval_ids: list[int]
+    eval_paths: list[Path]
+    references: dict[int, list[str]]
+
+
+def read_karpathy(root: Path, refs: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
+    """Karpathy's splits (<coco>/dataset_coco.json): split name -> [(folder, COCO id)]; every image
+    must be one the annotations list, under the same file name."""
+    import json
+
+    path = root / "dataset_coco.json"
+    if not path.is_file():
+        raise BenchError(f"split=karpathy needs {path}", "place dataset_coco.json from Karpathy's caption_datasets.zip there, or --set split=val2014")
+    try:
+        images = json.loads(path.read_text())["images"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise BenchError(f"{path} is not Karpathy's split file ({exc})", "use dataset_coco.json from caption_datasets.zip") from None
+    out: dict[str, list[tuple[str, int]]] = {"train": [], "restval": [], "val": [], "test": []}
+    for n, image in enumerate(images):
+        try:
+            folder, name, cocoid, split = image["filepath"], image["filename"], int(image["cocoid"]), image["split"]
+        except (KeyError, TypeError, ValueError):
+            raise BenchError(f"{path}: images[{n}] lacks filepath, filename, cocoid or split", "use dataset_coco.json from caption_datasets.zip") from None
+        if folder not in refs or split not in out:
+            raise BenchError(f"{path}: images[{n}] is in '{folder}' / split '{split}', which COCO 2014 does not have", "use the COCO 2014 version of dataset_coco.json")
+        if refs[folder].files.get(cocoid) != name:
+            raise BenchError(f"{path}: images[{n}] ({name}, id {cocoid}) disagrees with captions_{folder}.json "
+                             f"({'no such image id' if cocoid not in refs[folder].files else 'it names ' + refs[folder].files[cocoid]})",
+                             "use the split file and the annotations of the same COCO release")
+        out[split].append((folder, cocoid))
+    return out
+
+
+def caption_splits(root: Path, split: str) -> CaptionSplits:
+    """val2014: train on train2014, score all of val2014. karpathy: train on train + restval,
+    score the 5,000 test images (references from the annotations)."""
+    refs = {"train2014": read_split(root, "train2014"), "val2014": read_split(root, "val2014")}
+    if split == "val2014":
+        train = [("train2014", i) for i in sorted(refs["train2014"].files)]
+        scored = [("val2014", i) for i in sorted(refs["val2014"].files)]
+    else:
+        parts = read_karpathy(root, refs)
+        train, scored = parts["train"] + parts["restval"], parts["test"]
+        if not train or not scored:
+            raise BenchError(f"{root / 'dataset_coco.json'} has {len(train)} train + restval and {len(scored)} test images", "use dataset_coco.json from caption_datasets.zip")
+    return CaptionSplits(
+        split,
+        [root / f / refs[f].files[i] for f, i in train], [refs[f].captions[i] for f, i in train],
+        [i for _, i in scored], [root / f / refs[f].files[i] for f, i in scored], {i: refs[f].captions[i] for f, i in scored},
+    )
 
 
 class CaptionEvaluator(Evaluator):
@@ -108,7 +169,8 @@ class CocoCaptioning(Task):
 
     def settings(self) -> dict[str, Setting]:
         return {
-            "split": Setting("str", "val2014: train on train2014, caption and score all of val2014 (the paper code's default)", choices=("val2014",)),
+            "split": Setting("str", "val2014: train on train2014, score all of val2014 (the paper code's default); karpathy: train + restval, score the 5k test (dataset_coco.json)",
+                             choices=("val2014", "karpathy")),
             "encoder": Setting("str", "frozen: the backbone's pooled features computed once and cached; the decoder trains on them", choices=("frozen",)),
             "embed": Setting("int", "word and image embedding size", lo=1),
             "hidden": Setting("int", "LSTM hidden size", lo=1),
@@ -126,13 +188,11 @@ class CocoCaptioning(Task):
         from bench.data.fingerprint import Fingerprint
 
         root = data.dir("coco")
-        train, val = read_split(root, "train2014"), read_split(root, config["split"])
-        fp = Fingerprint()
-        for tag, split, refs in (("train", "train2014", train), ("val", config["split"], val)):
-            ids = sorted(refs.files)
-            fp.files(tag, root, [root / split / refs.files[i] for i in ids], sizes=tag == "val").values(f"{tag}/captions", [[i, refs.captions[i]] for i in ids])
-        summary = f"train2014: {len(train.files)} images, {sum(map(len, train.captions.values()))} captions; {config['split']}: {len(val.files)} images"
-        return DataCheck({"coco": summary}, fp.hexdigest(), len(val.files))
+        sp = caption_splits(root, config["split"])
+        fp = (Fingerprint().files("train", root, sp.train_paths, sizes=False).values("train/captions", sp.train_captions)
+              .files("scored", root, sp.eval_paths).values("scored/references", [[i, sp.references[i]] for i in sp.eval_ids]))
+        summary = f"{config['split']}: train {len(sp.train_paths)} images, {sum(map(len, sp.train_captions))} captions; scored {len(sp.eval_ids)} images"
+        return DataCheck({"coco": summary}, fp.hexdigest(), len(sp.eval_ids))
 
     def plan(self, ctx: RunContext) -> Plan:
         from bench.backbones.view import BackboneView
@@ -142,28 +202,26 @@ class CocoCaptioning(Task):
 
         cfg, card = ctx.config, ctx.backbone.card
         root = ctx.data.dir("coco")
-        train, val = read_split(root, "train2014"), read_split(root, cfg["split"])
+        sp = caption_splits(root, cfg["split"])
         view = BackboneView(ctx.backbone.model, card)
         prep = card.to_dict()["preprocessing"]
-        feats, stages = {}, {}
-        for split, refs in (("train2014", train), (cfg["split"], val)):
-            ids = sorted(refs.files)
-            stages[split] = ctx.stage_dir("features", {"split": split, "preprocessing": prep, "images": [refs.files[i] for i in ids]})
-            feats[split] = (ids, pooled_features(view, [root / split / refs.files[i] for i in ids], stages[split], ctx.device, ctx.batch_size, ctx.workers, ctx.progress))
-        train_ids, train_feats = feats["train2014"]
-        train_tokens = [[tokens(c) for c in train.captions[i]] for i in train_ids]
+        stages, feats = {}, {}
+        for role, paths in (("train", sp.train_paths), ("scored", sp.eval_paths)):
+            stages[role] = ctx.stage_dir("features", {"preprocessing": prep, "images": [str(p.relative_to(root)) for p in paths]})
+            feats[role] = pooled_features(view, paths, stages[role], ctx.device, ctx.batch_size, ctx.workers, ctx.progress)
+        train_feats = feats["train"]
+        train_tokens = [[tokens(c) for c in caps] for caps in sp.train_captions]
         vocab = Vocabulary.build((t for caps in train_tokens for t in caps), cfg["min_count"])
         encoded = [[vocab.encode(t, cfg["max_length"]) for t in caps] for caps in train_tokens]
         dec_cfg = DecoderConfig(cfg["embed"], cfg["hidden"], cfg["dropout"], cfg["epochs"], cfg["batch_size"], cfg["lr"])
         # what the decoder depends on: the training features (their stage's key), the captions and the settings
-        stage = ctx.stage_dir("decoder", {"features": stages["train2014"].name, "vocab": list(vocab.words), "max_length": cfg["max_length"],
+        stage = ctx.stage_dir("decoder", {"features": stages["train"].name, "vocab": list(vocab.words), "max_length": cfg["max_length"],
                                           "decoder": dec_cfg.__dict__, "captions": [[c for c in caps] for caps in encoded]})
         decoder, info = self._decoder(ctx, train_feats, encoded, len(vocab), dec_cfg, stage)
         decoder = decoder.to(ctx.device).eval()
-        val_ids, val_feats = feats[cfg["split"]]
-        split = Split(cfg["split"], _Features(val_feats, val_ids), CaptionEvaluator(val.captions, vocab, cfg["meteor"]),
+        split = Split(cfg["split"], _Features(feats["scored"], sp.eval_ids), CaptionEvaluator(sp.references, vocab, cfg["meteor"]),
                       forward=lambda batch: decoder.beam_search(batch[0], cfg["beam"], cfg["max_length"]), model=decoder)
-        details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]}, "split": f"train2014 -> {cfg['split']}",
+        details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]}, "split": {"val2014": "train2014 -> val2014", "karpathy": "Karpathy train + restval -> test"}[cfg["split"]],
                    "feature_dim": int(train_feats.shape[1]), "encoder": cfg["encoder"], "decoding": f"beam {cfg['beam']}, at most {cfg['max_length']} words"}
         return Plan([split], details)
 

@@ -94,3 +94,20 @@ def test_bad_data_is_one_line_and_stores_nothing(run_bench, tmp_path, coco_root,
     code, _, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", *extra))
     assert code == 2 and message in err and len([l for l in err.splitlines() if l.startswith("bench: error")]) == 1, err
     assert sqlite3.connect(tmp_path / "r" / "bench.sqlite").execute("SELECT count(*) FROM results").fetchone() == (0,)
+
+
+def test_karpathy_split_trains_on_train_and_restval_and_scores_test(run_bench, tmp_path, coco_root, ckpt):
+    code, out, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", "--set", "split=karpathy"))
+    assert code == 0, err
+    (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    karpathy = json.loads((coco_root / "coco" / "dataset_coco.json").read_text())["images"]
+    test_ids = {i["cocoid"] for i in karpathy if i["split"] == "test"}
+    rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
+    assert {r["image_id"] for r in rows} == test_ids and record["n_samples"]["total"] == len(test_ids) == 8
+    assert record["details"]["decoder"]["images"] == 80 + 8 and record["details"]["split"] == "Karpathy train + restval -> test"
+    # a split file that disagrees with the annotations is one line
+    first = karpathy[0]
+    first["filename"] = "COCO_train2014_999999999999.jpg"
+    (coco_root / "coco" / "dataset_coco.json").write_text(json.dumps({"images": karpathy}))
+    code, _, err = run_bench(*args(ckpt, coco_root, tmp_path / "r2", "--set", "split=karpathy"))
+    assert code == 2 and "disagrees with captions_train2014.json (it names COCO_train2014_000000000001.jpg)" in err, err

@@ -106,10 +106,17 @@ def write_coco(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None
     from bench.mini.layouts import write_coco_captions
 
     rng = random.Random(spec.seed)
+    karpathy = []
     for split, scenes, first in (("train2014", train, 1), ("val2014", val, 100_001)):
         h, w = scenes.images.shape[1:3]
         captions = [scene_captions(int(label), tuple(box), w, h, rng) for label, box in zip(scenes.labels, scenes.boxes)]
-        write_coco_captions(root / "coco", split, list(range(first, first + len(scenes.labels))), scenes.images, captions)
+        ids = list(range(first, first + len(scenes.labels)))
+        write_coco_captions(root / "coco", split, ids, scenes.images, captions)
+        for k, (image_id, caps) in enumerate(zip(ids, captions)):  # Karpathy's splits: val2014 dealt into test / val / restval
+            part = "train" if split == "train2014" else ("test", "val", "restval")[k % 3]
+            karpathy.append({"filepath": split, "filename": f"COCO_{split}_{image_id:012d}.jpg", "cocoid": image_id, "split": part, "imgid": len(karpathy),
+                             "sentences": [{"raw": c, "tokens": c.lower().rstrip(".").split()} for c in caps]})
+    (root / "coco" / "dataset_coco.json").write_text(json.dumps({"dataset": "coco", "images": karpathy}))
 
 
 # dataset name -> writer(data root, train scenes, val scenes, spec); later tasks add theirs

@@ -165,13 +165,16 @@ class CocoCaptioning(Task):
 
     def default_config(self) -> dict[str, Any]:
         return {"split": "val2014", "encoder": "frozen", "embed": 100, "hidden": 300, "dropout": 0.1, "min_count": 5, "max_length": 20,
-                "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100, "meteor": True}
+                "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100, "meteor": True,
+                "encoder_lr": 1e-4}
 
     def settings(self) -> dict[str, Setting]:
         return {
             "split": Setting("str", "val2014: train on train2014, score all of val2014 (the paper code's default); karpathy: train + restval, score the 5k test (dataset_coco.json)",
                              choices=("val2014", "karpathy")),
-            "encoder": Setting("str", "frozen: the backbone's pooled features computed once and cached; the decoder trains on them", choices=("frozen",)),
+            "encoder": Setting("str", "frozen: the backbone's pooled features computed once and cached, the decoder trains on them; "
+                               "finetune: the backbone trains with the decoder (BatchNorm statistics frozen)", choices=("frozen", "finetune")),
+            "encoder_lr": Setting("float", "Adam learning rate of the backbone with encoder=finetune", lo=0, lo_open=True),
             "embed": Setting("int", "word and image embedding size", lo=1),
             "hidden": Setting("int", "LSTM hidden size", lo=1),
             "dropout": Setting("float", "dropout on the LSTM's input and output", lo=0, hi=1, hi_open=True),
@@ -196,7 +199,7 @@ class CocoCaptioning(Task):
 
     def plan(self, ctx: RunContext) -> Plan:
         from bench.backbones.view import BackboneView
-        from bench.captioning.train import DecoderConfig, pooled_features, train_decoder
+        from bench.captioning.train import DecoderConfig, Encoder, pooled_features
         from bench.captioning.vocab import Vocabulary, tokens
         from bench.evaluation import Split
 
@@ -205,35 +208,42 @@ class CocoCaptioning(Task):
         sp = caption_splits(root, cfg["split"])
         view = BackboneView(ctx.backbone.model, card)
         prep = card.to_dict()["preprocessing"]
+        finetune = cfg["encoder"] == "finetune"
         stages, feats = {}, {}
         for role, paths in (("train", sp.train_paths), ("scored", sp.eval_paths)):
             stages[role] = ctx.stage_dir("features", {"preprocessing": prep, "images": [str(p.relative_to(root)) for p in paths]})
-            feats[role] = pooled_features(view, paths, stages[role], ctx.device, ctx.batch_size, ctx.workers, ctx.progress)
-        train_feats = feats["train"]
+            if not (finetune and role == "train"):  # end to end, the training images go through the backbone every step
+                feats[role] = pooled_features(view, paths, stages[role], ctx.device, ctx.batch_size, ctx.workers, ctx.progress)
         train_tokens = [[tokens(c) for c in caps] for caps in sp.train_captions]
         vocab = Vocabulary.build((t for caps in train_tokens for t in caps), cfg["min_count"])
         encoded = [[vocab.encode(t, cfg["max_length"]) for t in caps] for caps in train_tokens]
         dec_cfg = DecoderConfig(cfg["embed"], cfg["hidden"], cfg["dropout"], cfg["epochs"], cfg["batch_size"], cfg["lr"])
-        # what the decoder depends on: the training features (their stage's key), the captions and the settings
+        # what the decoder depends on: the training features (their stage's key: weights, preprocessing, images), the captions and the settings
         stage = ctx.stage_dir("decoder", {"features": stages["train"].name, "vocab": list(vocab.words), "max_length": cfg["max_length"],
-                                          "decoder": dec_cfg.__dict__, "captions": [[c for c in caps] for caps in encoded]})
-        decoder, info = self._decoder(ctx, train_feats, encoded, len(vocab), dec_cfg, stage)
+                                          "decoder": dec_cfg.__dict__, "captions": [[c for c in caps] for caps in encoded],
+                                          **({"encoder": "finetune", "encoder_lr": cfg["encoder_lr"]} if finetune else {})})
+        encoder = Encoder(view, sp.train_paths, cfg["encoder_lr"], ctx.workers) if finetune else None
+        decoder, info = self._decoder(ctx, feats.get("train"), encoded, len(vocab), dec_cfg, stage, encoder)
+        if finetune:  # the scored images' features, from the fine-tuned backbone (loaded into the view's model by the stage)
+            feats["scored"] = pooled_features(view, sp.eval_paths, stage / "scored", ctx.device, ctx.batch_size, ctx.workers, ctx.progress)
         decoder = decoder.to(ctx.device).eval()
         split = Split(cfg["split"], _Features(feats["scored"], sp.eval_ids), CaptionEvaluator(sp.references, vocab, cfg["meteor"]),
                       forward=lambda batch: decoder.beam_search(batch[0], cfg["beam"], cfg["max_length"]), model=decoder)
-        details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]}, "split": {"val2014": "train2014 -> val2014", "karpathy": "Karpathy train + restval -> test"}[cfg["split"]],
-                   "feature_dim": int(train_feats.shape[1]), "encoder": cfg["encoder"], "decoding": f"beam {cfg['beam']}, at most {cfg['max_length']} words"}
+        details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]},
+                   "split": {"val2014": "train2014 -> val2014", "karpathy": "Karpathy train + restval -> test"}[cfg["split"]],
+                   "feature_dim": int(feats["scored"].shape[1]), "encoder": cfg["encoder"], "decoding": f"beam {cfg['beam']}, at most {cfg['max_length']} words"}
         return Plan([split], details)
 
     @staticmethod
-    def _decoder(ctx: RunContext, features: torch.Tensor, encoded: list[list[list[int]]], vocab_size: int, cfg: Any, stage: Path) -> tuple[Any, dict[str, Any]]:
+    def _decoder(ctx: RunContext, features: torch.Tensor | None, encoded: list[list[list[int]]], vocab_size: int, cfg: Any, stage: Path,
+                 encoder: Any = None) -> tuple[Any, dict[str, Any]]:
         """Rank 0 trains the decoder stage (one process per stage: the stage is locked); under
         torchrun the other ranks then load it. An error on rank 0 stops every rank with its line."""
         from bench.captioning.train import train_decoder
         from bench.evaluation import broadcast
 
         def train() -> tuple[Any, dict[str, Any]]:
-            return train_decoder(features, encoded, vocab_size, cfg, stage, ctx.device, ctx.seed, ctx.progress, ctx.log)
+            return train_decoder(features, encoded, vocab_size, cfg, stage, ctx.device, ctx.seed, ctx.progress, ctx.log, encoder)
 
         if ctx.world_size == 1:
             return train()

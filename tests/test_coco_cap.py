@@ -111,3 +111,47 @@ def test_karpathy_split_trains_on_train_and_restval_and_scores_test(run_bench, t
     (coco_root / "coco" / "dataset_coco.json").write_text(json.dumps({"images": karpathy}))
     code, _, err = run_bench(*args(ckpt, coco_root, tmp_path / "r2", "--set", "split=karpathy"))
     assert code == 2 and "disagrees with captions_train2014.json (it names COCO_train2014_000000000001.jpg)" in err, err
+
+
+def test_end_to_end_training_moves_the_backbone_and_resumes(run_bench, tmp_path, coco_root, ckpt, monkeypatch):
+    """encoder=finetune: the backbone trains with the decoder; the stage keeps its weights; a run
+    stopped after its first epoch resumes to the same decoder and backbone."""
+    import bench.captioning.train as train
+    from bench.backbones.view import BackboneView
+    from bench.cards import find_card
+
+    code, out, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", "--set", "encoder=finetune", "--set", "epochs=1", "--limit", "6"))
+    assert code == 0, err
+    (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    info = record["details"]["decoder"]
+    assert info["encoder"] == "finetune" and info["encoder_lr"] == 1e-4 and record["details"]["encoder"] == "finetune"
+    trained = torch.load(Path(info["stage_dir"]) / "decoder.pt", weights_only=True)["backbone"]
+    original = {k.removeprefix("module."): v for k, v in torch.load(ckpt, weights_only=True)["state_dict"].items()}
+    assert not torch.equal(trained["layer4.0.conv1.weight"], original["layer4.0.conv1.weight"])
+    assert torch.equal(trained["bn1.running_mean"], original["bn1.running_mean"])  # BatchNorm statistics stay the checkpoint's
+
+    card = find_card("mini_cutmix")
+    paths = sorted((coco_root / "coco" / "train2014").iterdir())[:6]
+    captions = [[[1, 4 + (i % 5), 4 + (i % 3), 2]] for i in range(6)]
+    cfg = train.DecoderConfig(embed=8, hidden=12, dropout=0.1, epochs=2, batch_size=4, lr=0.01)
+
+    def encoder() -> train.Encoder:
+        torch.manual_seed(0)
+        return train.Encoder(BackboneView(mini_resnet(10).eval(), card), paths, lr=1e-3)
+    whole_enc = encoder()
+    whole, _ = train.train_decoder(None, captions, 10, cfg, tmp_path / "a", "cpu", seed=3, encoder=whole_enc)
+    real = train.save_atomic
+
+    def crash(obj, path):
+        real(obj, path)
+        raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
+    monkeypatch.setattr(train, "save_atomic", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_decoder(None, captions, 10, cfg, tmp_path / "b", "cpu", seed=3, encoder=encoder())
+    monkeypatch.setattr(train, "save_atomic", real)
+    resumed_enc = encoder()
+    resumed, info = train.train_decoder(None, captions, 10, cfg, tmp_path / "b", "cpu", seed=3, encoder=resumed_enc)
+    assert info["resumed_from_epoch"] == 1
+    for a, b in zip(list(whole.state_dict().values()) + list(whole_enc.view.model.state_dict().values()),
+                    list(resumed.state_dict().values()) + list(resumed_enc.view.model.state_dict().values())):
+        assert torch.equal(a, b)

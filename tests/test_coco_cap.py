@@ -155,3 +155,21 @@ def test_end_to_end_training_moves_the_backbone_and_resumes(run_bench, tmp_path,
     for a, b in zip(list(whole.state_dict().values()) + list(whole_enc.view.model.state_dict().values()),
                     list(resumed.state_dict().values()) + list(resumed_enc.view.model.state_dict().values())):
         assert torch.equal(a, b)
+
+
+def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import bench.captioning.train as train
+    from bench.errors import BenchError
+
+    features = torch.randn(6, 16)
+    captions = [[[1, 4, 5, 2]] for _ in range(6)]
+    cfg = train.DecoderConfig(embed=8, hidden=12, dropout=0.0, epochs=3, batch_size=6, lr=0.01)
+    real = train.save_atomic
+
+    def poison_after_first_epoch(obj, path):  # epoch 2 then sees a NaN feature
+        real(obj, path)
+        features[0, 0] = float("nan")
+    monkeypatch.setattr(train, "save_atomic", poison_after_first_epoch)
+    with pytest.raises(BenchError, match="decoder training diverged at epoch 2 .*the last good checkpoint \\(epoch 1\\) is kept in"):
+        train.train_decoder(features, captions, 8, cfg, tmp_path / "s", "cpu", seed=0)
+    assert torch.load(tmp_path / "s" / "state.pt", weights_only=True)["epoch"] == 1 and not (tmp_path / "s" / "decoder.pt").exists()

@@ -340,3 +340,33 @@ def test_torchrun_captioning_equals_one_process(tmp_path):
     assert two["metrics"] == single["metrics"] and two["n_samples"] == single["n_samples"] == {"total": 18, "evaluated": 18}
     rows = lambda rec: [json.loads(line) for line in Path(rec["artifacts"]["samples"]).read_text().splitlines()]
     assert rows(two) == rows(single)
+
+
+def test_captioning_decoder_killed_mid_training_resumes_to_the_same_weights(tmp_path):
+    """coco_cap killed with SIGKILL right after its first epoch's checkpoint, then run again: it
+    resumes there, and its decoder equals an uninterrupted run's, weight for weight."""
+    import torch
+
+    from bench.mini.build import MiniSpec, ensure_data
+    from bench.mini.model import mini_resnet
+
+    root = ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=60, val=12))
+    torch.manual_seed(0)
+    ckpt = save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
+    argv = ["run", "--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "coco_cap", "--mini", "--data-root", root,
+            "--workers", "0", "--set", "epochs=3", "--set", "beam=2", "--set", "batch_size=20"]
+    whole_env = {**os.environ, "BENCH_CACHE": str(tmp_path / "cache_whole")}
+    assert bench(*argv, "--results", tmp_path / "whole", env=whole_env).returncode == 0
+    env = {**os.environ, "BENCH_CACHE": str(tmp_path / "cache_killed")}
+    # save_atomic's calls: the training features, the scored features, then epoch 1's checkpoint
+    proc = run_to_point([*argv, "--results", tmp_path / "killed"], "bench.captioning.train:save_atomic", count=3, env=env, cwd=REPO)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert bench(*argv, "--results", tmp_path / "killed", env=env).returncode == 0
+    (whole,) = json.loads(bench("export", "--results", tmp_path / "whole").stdout)
+    (killed,) = json.loads(bench("export", "--results", tmp_path / "killed").stdout)
+    assert killed["details"]["decoder"]["resumed_from_epoch"] == 1 and whole["details"]["decoder"]["resumed_from_epoch"] == 0
+    a = torch.load(Path(whole["details"]["decoder"]["stage_dir"]) / "decoder.pt", weights_only=True)["model"]
+    b = torch.load(Path(killed["details"]["decoder"]["stage_dir"]) / "decoder.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert whole["metrics"] == killed["metrics"]

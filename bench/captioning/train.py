@@ -152,7 +152,7 @@ def train_decoder(features: torch.Tensor | None, captions: list[list[list[int]]]
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), caps[:, 1:].reshape(-1), ignore_index=PAD)
                 if not torch.isfinite(loss):
                     kept = f"the last good checkpoint (epoch {len(history)}) is kept in {stage_dir}" if state_path.is_file() else "no checkpoint was written yet"
-                    raise BenchError(f"decoder training diverged at epoch {epoch + 1} (loss {float(loss)}); {kept}", "lower --set lr, then run again to resume")
+                    raise BenchError(f"decoder training diverged at epoch {epoch + 1} (loss {float(loss.detach())}); {kept}", "lower --set lr, then run again to resume")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -187,6 +187,10 @@ class CocoCaptioning(Task):
             "meteor": Setting("bool", "compute METEOR (a Java process; the demo leaves it out for time)"),
         }
 
+    def validate(self, config: dict[str, Any]) -> None:
+        if config["encoder"] == "frozen" and config["encoder_lr"] != self.default_config()["encoder_lr"]:
+            raise BenchError("encoder_lr applies to encoder=finetune only (a frozen encoder does not train)", "drop --set encoder_lr, or --set encoder=finetune")
+
     def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
         from bench.data.fingerprint import Fingerprint
 

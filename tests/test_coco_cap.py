@@ -173,3 +173,8 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeyp
     with pytest.raises(BenchError, match="decoder training diverged at epoch 2 .*the last good checkpoint \\(epoch 1\\) is kept in"):
         train.train_decoder(features, captions, 8, cfg, tmp_path / "s", "cpu", seed=0)
     assert torch.load(tmp_path / "s" / "state.pt", weights_only=True)["epoch"] == 1 and not (tmp_path / "s" / "decoder.pt").exists()
+
+
+def test_encoder_lr_needs_a_training_encoder(run_bench, tmp_path):
+    code, out, _ = run_bench("validate", "--backbone", "mini_cutmix", "--task", "coco_cap", "--set", "encoder_lr=0.01", "--data-root", tmp_path)
+    assert code == 1 and "encoder_lr applies to encoder=finetune only" in out

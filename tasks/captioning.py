@@ -173,7 +173,7 @@ class CocoCaptioning(Task):
             "split": Setting("str", "val2014: train on train2014, score all of val2014 (the paper code's default); karpathy: train + restval, score the 5k test (dataset_coco.json)",
                              choices=("val2014", "karpathy")),
             "encoder": Setting("str", "frozen: the backbone's pooled features computed once and cached, the decoder trains on them; "
-                               "finetune: the backbone trains with the decoder (BatchNorm statistics frozen)", choices=("frozen", "finetune")),
+                               "finetune: the backbone trains with the decoder (the card's eval preprocessing, no augmentation; BatchNorm statistics frozen)", choices=("frozen", "finetune")),
             "encoder_lr": Setting("float", "Adam learning rate of the backbone with encoder=finetune", lo=0, lo_open=True),
             "embed": Setting("int", "word and image embedding size", lo=1),
             "hidden": Setting("int", "LSTM hidden size", lo=1),

@@ -168,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--results", required=True, help="a JSON list of {image_id, caption}, one per image")
     q.add_argument("--annotations", required=True, help="a COCO captions file (captions_val2014.json)")
 
+    q = _sub(
+        score, "mce", help="ImageNet-C mCE and relative mCE of per-corruption x severity errors",
+        description="mCE (each corruption's mean error over severities 1-5 divided by AlexNet's, averaged over the 15 benchmark corruptions), "
+                    "relative mCE (with --clean-error), and the four extra corruptions' mean error apart, from a JSON or CSV of errors in percent.",
+        epilog="examples:\n  bench score mce --errors errors.json --clean-error 23.85\n  bench score mce --errors errors.csv    # lines corruption,severity,error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--errors", required=True, help="JSON {corruption: {severity: error %}} (or a list of five) or CSV 'corruption,severity,error'")
+    q.add_argument("--clean-error", type=float, help="the model's clean top-1 error in percent: adds relative CE and relative mCE")
+
     p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
@@ -410,6 +420,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from bench.score import score_captions, score_voc, score_wsol
 
+    if args.what == "mce":
+        from bench.score import score_mce
+
+        print(json.dumps(score_mce(Path(args.errors), args.clean_error), indent=2))
+        return 0
     if args.what == "captions":
         print(json.dumps(score_captions(Path(args.results), Path(args.annotations)), indent=2))
         return 0

@@ -278,3 +278,48 @@ def score_captions(results: Path, annotations: Path, java: bool | None = None) -
     metrics, info = caption_metrics(refs.captions, candidates, java)
     info.pop("per_image")
     return {**metrics, **info, "annotated_images": len(refs.captions), "convention": "coco-caption: PTB tokens, corpus BLEU (closest reference length), METEOR 1.5, ROUGE-L, CIDEr (not CIDEr-D); SPICE off"}
+
+
+def read_corruption_errors(path: Path) -> dict[str, dict[int, float]]:
+    """Per-corruption x severity errors (percent) from JSON ({corruption: {severity: error}} or
+    {corruption: [five errors]}) or CSV lines 'corruption,severity,error' (a header line allowed)."""
+    if not path.is_file():
+        raise BenchError(f"errors file {path} does not exist", "pass --errors FILE (JSON or CSV)")
+    out: dict[str, dict[int, float]] = {}
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            for name, values in data.items():
+                pairs = enumerate(values, start=1) if isinstance(values, list) else values.items()
+                out[name] = {int(s): float(v) for s, v in pairs}
+        else:
+            for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+                parts = [p.strip() for p in line.split(",")]
+                if not line.strip() or (lineno == 1 and not parts[-1].replace(".", "", 1).isdigit()):
+                    continue
+                if len(parts) != 3:
+                    raise ValueError(f"line {lineno} is not 'corruption,severity,error'")
+                severity = int(parts[1])
+                if severity in out.setdefault(parts[0], {}):
+                    raise ValueError(f"line {lineno} repeats {parts[0]} severity {severity}")
+                out[parts[0]][severity] = float(parts[2])
+    except (ValueError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        raise BenchError(f"cannot read errors {path} ({exc})", "JSON {corruption: {severity: error %}} or CSV 'corruption,severity,error'") from None
+    return out
+
+
+def score_mce(errors: Path, clean_error: float | None = None) -> dict[str, Any]:
+    """mCE (AlexNet-normalised, the 15 benchmark corruptions), relative mCE with the clean error,
+    and the extra corruptions' mean error, from per-corruption x severity errors in percent."""
+    from bench.metrics.corruption import corruption_metrics
+
+    if clean_error is not None and not 0 <= clean_error <= 100:
+        raise BenchError(f"--clean-error {clean_error} is not a percentage", "pass the clean top-1 error in percent, e.g. 23.85")
+    try:
+        result = corruption_metrics(read_corruption_errors(errors), clean_error)
+    except ValueError as exc:
+        raise BenchError(f"{errors}: {exc}", "give every benchmark corruption's five severities, errors in percent") from None
+    return {**result, "convention": "CE = mean error over severities 1-5 / AlexNet's (augmix ALEXNET_ERR); mCE over the 15 benchmark corruptions; "
+                                    "relative CE against AlexNet's clean error 43.478 (torchvision AlexNet); extra corruptions apart"}

@@ -57,3 +57,9 @@ TASKS.add(
     # the mini COCO's scenes: a small vocabulary learnt in two epochs; beam 3; METEOR left out for the demo's time
     mini={"epochs": 2, "batch_size": 100, "lr": 0.01, "min_count": 2, "max_length": 12, "beam": 3, "meteor": False},
 )
+TASKS.add(
+    "imagenet_fgsm",
+    "tasks.adversarial:ImageNetFgsm",
+    "ImageNet val top-1 accuracy under white-box FGSM, eps 8/255 (paper Table 11)",
+    mini={},  # the mini benchmark's ImageNet-layout digits, same protocol
+)

@@ -117,7 +117,8 @@ def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_
     assert code == 1
     assert "| tiny_a" in out and "failed:" in out
     assert "tiny_b x imagenet_cls: " in err and "is not a PyTorch checkpoint" in err
-    assert len(json.loads(run_bench("export", "--results", tmp_path / "r")[1])) == 1
+    # tiny_a's imagenet_cls and imagenet_fgsm cells ran; imagenet_loc (no train split here) and tiny_b's failed
+    assert sorted(r["task"]["name"] for r in json.loads(run_bench("export", "--results", tmp_path / "r")[1])) == ["imagenet_cls", "imagenet_fgsm"]
 
 
 def test_validate(run_bench, cards, data_root, tmp_path):
@@ -145,7 +146,7 @@ def test_undecodable_image_names_the_file_and_stores_nothing(run_bench, cards, d
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--task", "imagenet_clss"], "unknown task 'imagenet_clss'. did you mean imagenet_cls or imagenet_loc?"),
+        (["--task", "imagenet_clss"], "unknown task 'imagenet_clss'. did you mean imagenet_cls or imagenet_loc or imagenet_fgsm?"),
         (["--task", "wsol_*"], "no task matches 'wsol_*'"),
         (["--backbone", "tiny_c"], "unknown backbone 'tiny_c'. did you mean tiny_"),
         (["--data-root", "/nonexistent/data"], "data root /nonexistent/data does not exist"),

@@ -25,6 +25,8 @@ class TopKEvaluator(Evaluator):
         self.indices: list[np.ndarray] = []
         self.top: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
+        self.confidence: list[np.ndarray] = []
+        self.true_logp: list[np.ndarray] = []
         # after evaluate(): every rank's samples, in dataset order
         self.index = self.top_all = self.targets_all = None
 
@@ -34,9 +36,13 @@ class TopKEvaluator(Evaluator):
         self.top.append(outputs.topk(k, dim=1).indices.cpu().numpy())
         self.targets.append(targets.cpu().numpy())
         self.indices.append(indices.cpu().numpy())
+        # calibration: the top-1 confidence and the true class's log-probability, in float64
+        log_probs = torch.log_softmax(outputs.double(), dim=1)
+        self.confidence.append(log_probs.max(1).values.exp().cpu().numpy())
+        self.true_logp.append(log_probs.gather(1, targets.view(-1, 1).to(log_probs.device)).view(-1).cpu().numpy())
 
     def state(self) -> Any:
-        return (np.concatenate(self.indices), np.concatenate(self.top), np.concatenate(self.targets))
+        return (np.concatenate(self.indices), np.concatenate(self.top), np.concatenate(self.targets), np.concatenate(self.confidence), np.concatenate(self.true_logp))
 
     def merge(self, states: list[Any]) -> None:
         index = np.concatenate([p[0] for p in states])
@@ -44,10 +50,20 @@ class TopKEvaluator(Evaluator):
         self.index = index[order]
         self.top_all = np.concatenate([p[1] for p in states])[order]
         self.targets_all = np.concatenate([p[2] for p in states])[order]
+        self.confidence_all = np.concatenate([p[3] for p in states])[order]
+        self.true_logp_all = np.concatenate([p[4] for p in states])[order]
 
     def metrics(self) -> dict[str, float]:
+        from bench.metrics.calibration import expected_calibration_error, reliability
+
         ks = tuple(k for k in (1, 5) if k <= self.top_all.shape[1])
-        return topk_error(self.top_all, self.targets_all, ks)
+        correct = self.top_all[:, 0] == self.targets_all
+        self.bins = reliability(self.confidence_all, correct)
+        return {**topk_error(self.top_all, self.targets_all, ks), "ece": expected_calibration_error(self.confidence_all, correct),
+                "nll": float(-self.true_logp_all.mean())}
+
+    def details(self) -> dict[str, Any]:
+        return {"reliability": self.bins}  # the reliability diagram's 15 bins: count, mean confidence, accuracy
 
     def samples(self) -> list[dict[str, Any]]:
         return [{"index": int(i), "image": self.image_names[i], "target": int(t), "top5": [int(c) for c in top]}
@@ -56,13 +72,16 @@ class TopKEvaluator(Evaluator):
 
 class ImageNetClassification(Task):
     name = "imagenet_cls"
-    version = "1"
+    # 2: calibration (ECE, NLL, reliability bins) added to the record
+    version = "2"
     description = "ImageNet-1k val top-1/top-5 error"
     datasets = ("imagenet",)
     metrics = (
         MetricSpec("top1_err", higher_is_better=False, description="top-1 error on the val split, the card's resize + center crop, one crop",
                    tables=("paper Table 3: Top-1 Err", "paper Table 4: Top-1 Err"), headline=True),
         MetricSpec("top5_err", higher_is_better=False, description="top-5 error, as top1_err", tables=("paper Table 3: Top-5 Err", "paper Table 4: Top-5 Err")),
+        MetricSpec("ece", higher_is_better=False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins (Guo et al. 2017)"),
+        MetricSpec("nll", higher_is_better=False, unit="nats", description="mean negative log-likelihood of the true class"),
     )
     reported_key = "imagenet_cls"
     seeded = False  # no training, no randomness: every seed scores the same

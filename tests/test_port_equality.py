@@ -48,8 +48,8 @@ def test_every_task_gives_the_same_outputs_as_before_the_port(tmp_path):
     after = outputs(REPO, tmp_path / "after.json")
     before = before_outputs(tmp_path)
     assert sorted(after) == sorted(before)
-    for task in before:
-        assert after[task]["metrics"] == before[task]["metrics"], task
+    for task in before:  # what existed before is unchanged; metrics and details added since (imagenet_cls's calibration) are extra
+        assert {k: after[task]["metrics"][k] for k in before[task]["metrics"]} == before[task]["metrics"], task
         assert after[task]["n_samples"] == before[task]["n_samples"], task
         assert after[task]["samples"] == before[task]["samples"], task
-        assert after[task]["details"] == before[task]["details"], task
+        assert {k: after[task]["details"].get(k) for k in before[task]["details"]} == before[task]["details"], task

@@ -87,3 +87,33 @@ def test_ece_equals_torchmetrics_and_a_hand_made_case():
     conf, correct = np.array([0.95, 0.95, 0.55, 0.2]), np.array([1, 0, 1, 0])
     assert expected_calibration_error(conf, correct) == pytest.approx(100 * (0.45 * 0.5 + 0.45 * 0.25 + 0.2 * 0.25))
     assert negative_log_likelihood(np.array([[0.0, 0.0]]), np.array([1])) == pytest.approx(np.log(2))
+
+
+def test_imagenet_cls_records_calibration_equal_to_its_logits(run_bench, cards, data_root, tmp_path):
+    """imagenet_cls's ECE, NLL and reliability bins equal bench.metrics.calibration on logits
+    recomputed with torchvision (ImageFolder, ToTensor + Normalize, the run's batch size), and the
+    ECE equals torchmetrics' on them."""
+    import torchvision
+    from torchvision import transforms as T
+
+    from conftest import NUM_CLASSES
+
+    code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r",
+                             "--batch-size", 5, "--workers", 0)
+    assert code == 0, err
+    (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    model = torchvision.models.resnet18(weights=None, num_classes=NUM_CLASSES)
+    sd = torch.load(cards["tiny_a"], weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in sd.items()})
+    tf = T.Compose([T.Resize(64), T.CenterCrop(56), T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    data = torchvision.datasets.ImageFolder(str(data_root / "imagenet" / "val"), tf)
+    with torch.no_grad():
+        logits = torch.cat([model.eval()(x) for x, _ in torch.utils.data.DataLoader(data, batch_size=5)])
+    targets = torch.tensor(data.targets)
+    expected = calibration(logits.numpy(), targets.numpy())
+    assert record["metrics"]["ece"] == pytest.approx(expected["ece"], abs=1e-6) and record["metrics"]["nll"] == pytest.approx(expected["nll"], abs=1e-6)
+    assert [b["count"] for b in record["details"]["reliability"]] == [b["count"] for b in expected["reliability"]]
+    torchmetrics = pytest.importorskip("torchmetrics")
+    ref = torchmetrics.functional.classification.multiclass_calibration_error(logits.softmax(1), targets, num_classes=NUM_CLASSES, n_bins=15)
+    assert record["metrics"]["ece"] == pytest.approx(100 * float(ref), abs=1e-4)
+    assert record["metric_meta"]["ece"]["higher_is_better"] is False and record["metric_meta"]["nll"]["unit"] == "nats"

@@ -170,8 +170,10 @@ def run_plan(task: Any, plan: Any, ctx: Any) -> Any:
     order the task declares them (each must match one of its MetricSpecs; declared aggregations
     are computed here), the splits' samples one after the other, the plan's details with each
     evaluator's, and the timing per split."""
+    import numpy as np
+
     from bench.errors import BenchError
-    from bench.task import TaskResult
+    from bench.task import TaskResult, name_matches
 
     emitted: dict[str, float] = {}
     samples: list[dict[str, Any]] = []
@@ -192,16 +194,11 @@ def run_plan(task: Any, plan: Any, ctx: Any) -> Any:
     finally:
         for close in plan.cleanup:
             close()
-    for spec in task.metrics:  # derived metrics, e.g. maxboxacc_v2 = mean of maxboxacc@{iou}
-        if spec.aggregate is not None:
-            how, pattern = spec.aggregate
-            import numpy as np
-
-            from bench.task import MetricSpec
-
-            members = [v for k, v in emitted.items() if MetricSpec(pattern, True).matches(k)]
-            if members and how == "mean":
-                emitted[spec.name] = float(np.mean(members))
+    for spec in (s for s in task.metrics if s.aggregate is not None):  # derived metrics, e.g. maxboxacc_v2 = mean of maxboxacc@{iou}
+        how, pattern = spec.aggregate
+        members = [v for k, v in emitted.items() if name_matches(pattern, k)]
+        if members and how == "mean":
+            emitted[spec.name] = float(np.mean(members))
     ordered: dict[str, float] = {}
     for spec in task.metrics:  # the declared order; a family's members in the order emitted
         ordered.update({k: v for k, v in emitted.items() if k not in ordered and (k == spec.name or spec.matches(k))})

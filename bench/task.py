@@ -43,18 +43,19 @@ class MetricSpec:
     aggregate: tuple[str, str] | None = None
 
     def matches(self, name: str) -> bool:
-        return bool(_pattern(self.name).fullmatch(name))
+        return name_matches(self.name, name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "higher_is_better": self.higher_is_better, "unit": self.unit, "description": self.description,
                 "tables": list(self.tables), "headline": self.headline, "aggregate": list(self.aggregate) if self.aggregate else None}
 
 
-def _pattern(name: str) -> "re.Pattern[str]":
+def name_matches(pattern: str, name: str) -> bool:
+    """Whether a metric name is `pattern` or a member of it ('maxboxacc@{iou}' matches maxboxacc@30)."""
     import re
 
-    parts = re.split(r"\{[a-z_]+\}", name)
-    return re.compile("[^/]+?".join(re.escape(p) for p in parts))
+    parts = re.split(r"\{[a-z_]+\}", pattern)
+    return bool(re.fullmatch("[^/]+?".join(re.escape(p) for p in parts), name))
 
 
 @dataclass
@@ -173,9 +174,6 @@ class Task:
             if spec.name == name or spec.matches(name):
                 return spec
         raise KeyError(f"task {self.name} emits metric '{name}', which none of its MetricSpecs declares")
-
-    def metric(self, name: str) -> MetricSpec:
-        return self.metric_spec(name)
 
     @classmethod
     def headline_metrics(cls) -> tuple[str, ...]:

@@ -73,6 +73,27 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def lock_stage(stage_dir: Path, what: str) -> Any:
+    """An exclusive, non-blocking lock on a training stage's folder (close it when done); one line
+    naming the holder when another process trains the same stage."""
+    import fcntl
+
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(stage_dir / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise BenchError(f"another bench process (pid {holder}) is training {what} in {stage_dir}", "wait for it to finish; running again then reuses what it trained") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from bench.captioning.model import NIC
 from bench.captioning.vocab import PAD
 from bench.errors import BenchError
-from bench.finetune import save_atomic
+from bench.finetune import lock_stage, save_atomic
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,6 @@ def train_decoder(features: torch.Tensor | None, captions: list[list[list[int]]]
     epoch: on cached `features` (encoder frozen), or end to end through `encoder`'s backbone,
     whose trained weights the finished stage keeps (and loads back into the view's model)."""
     from bench.data.images import Normalizer, eval_transform
-    from bench.detection.train import _lock
     from bench.progress import StageProgress
 
     torch.manual_seed(seed)
@@ -105,7 +104,7 @@ def train_decoder(features: torch.Tensor | None, captions: list[list[list[int]]]
         if backbone is not None:
             backbone.load_state_dict(done["backbone"])
         return model.eval(), {**json.loads((stage_dir / "decoder.json").read_text()), "cached": True, "stage_dir": str(stage_dir)}
-    lock = _lock(stage_dir, "this captioning decoder")
+    lock = lock_stage(stage_dir, "this captioning decoder")
     try:
         model.to(device)
         groups = [{"params": list(model.parameters()), "lr": cfg.lr}]

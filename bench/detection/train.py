@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from bench.errors import BenchError
-from bench.finetune import save_atomic
+from bench.finetune import lock_stage, save_atomic
 
 
 @dataclass(frozen=True)
@@ -104,26 +103,6 @@ def param_groups(model: torch.nn.Module, sched: Schedule) -> list[dict[str, Any]
     return [{"params": [p for n, p in params if not n.endswith(".bias")]}, {"params": [p for n, p in params if n.endswith(".bias")], "weight_decay": 0.0}]
 
 
-def _lock(stage_dir: Path, what: str = "this detector") -> Any:
-    """An exclusive, non-blocking lock on the stage folder; None when another process holds it."""
-    import fcntl
-
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(stage_dir / ".lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise BenchError(f"another bench process (pid {holder}) is training {what} in {stage_dir}", "wait for it to finish; running again then reuses what it trained") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
 def train_detector(
     model: torch.nn.Module,
     dataset: Any,  # .sample(index, seed) -> (image tensor, target dict); len()
@@ -150,7 +129,7 @@ def train_detector(
     lock, error = None, None
     if rank == 0:
         try:
-            lock = _lock(stage_dir)
+            lock = lock_stage(stage_dir, "this detector")
         except BenchError as exc:
             error = (exc.message, exc.hint)
     error = broadcast(error)

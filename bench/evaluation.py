@@ -91,6 +91,21 @@ class Evaluator:
         return self.metrics()
 
 
+class RowsEvaluator(Evaluator):
+    """An evaluator that keeps one row per sample, keyed by its dataset index (or id): every
+    rank's rows are united before `metrics`."""
+
+    def reset(self) -> None:
+        self.rows: dict[Any, Any] = {}
+
+    def state(self) -> Any:
+        return self.rows
+
+    def merge(self, states: list[Any]) -> None:
+        for part in states:
+            self.rows.update(part)
+
+
 @dataclass
 class Split:
     """One scored pass over a dataset: item i -> whatever `forward` and the evaluator expect

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.evaluation import Evaluator
+from bench.evaluation import RowsEvaluator
 from bench.settings import Setting
 from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
 
@@ -35,14 +35,12 @@ def fgsm(model: torch.nn.Module, normalize: Any, x: torch.Tensor, y: torch.Tenso
     return logits.detach(), attacked
 
 
-class FgsmEvaluator(Evaluator):
-    """Batches (images in [0, 1], targets, indices); outputs (clean logits, [logits per eps])."""
+class FgsmEvaluator(RowsEvaluator):
+    """Batches (images in [0, 1], targets, indices); outputs (clean logits, [logits per eps]);
+    rows: index -> (target, clean prediction, prediction per eps)."""
 
     def __init__(self, eps: list[float]):
         self.eps = eps
-
-    def reset(self) -> None:
-        self.rows: dict[int, tuple[int, int, list[int]]] = {}
 
     def process(self, batch: Any, outputs: Any) -> None:
         _, targets, indices = batch
@@ -50,13 +48,6 @@ class FgsmEvaluator(Evaluator):
         preds = [clean.argmax(1).tolist()] + [a.argmax(1).tolist() for a in attacked]
         for j, (i, t) in enumerate(zip(indices.tolist(), targets.tolist())):
             self.rows[i] = (t, preds[0][j], [p[j] for p in preds[1:]])
-
-    def state(self) -> Any:
-        return self.rows
-
-    def merge(self, states: list[Any]) -> None:
-        for part in states:
-            self.rows.update(part)
 
     def metrics(self) -> dict[str, float]:
         n = len(self.rows)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.evaluation import Evaluator
+from bench.evaluation import RowsEvaluator
 from bench.settings import Setting
 from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
 
@@ -103,31 +103,21 @@ def caption_splits(root: Path, split: str) -> CaptionSplits:
     )
 
 
-class CaptionEvaluator(Evaluator):
-    """Batches (features, image ids); outputs the decoder's word ids per image. Scored once every
-    rank's captions are in, against the split's references."""
+class CaptionEvaluator(RowsEvaluator):
+    """Batches (features, image ids); outputs the decoder's word ids per image; rows: image id ->
+    caption. Scored once every rank's captions are in, against the split's references."""
 
     def __init__(self, references: dict[int, list[str]], vocab: Any, meteor: bool = True):
         self.references, self.vocab, self.meteor = references, vocab, meteor
 
-    def reset(self) -> None:
-        self.captions: dict[int, str] = {}
-
     def process(self, batch: Any, outputs: list[list[int]]) -> None:
         for image_id, words in zip(batch[1].tolist(), outputs):
-            self.captions[int(image_id)] = self.vocab.decode(words)
-
-    def state(self) -> Any:
-        return self.captions
-
-    def merge(self, states: list[Any]) -> None:
-        for part in states:
-            self.captions.update(part)
+            self.rows[int(image_id)] = self.vocab.decode(words)
 
     def metrics(self) -> dict[str, float]:
         from bench.metrics.captions import caption_metrics
 
-        scores, self.info = caption_metrics(self.references, self.captions, meteor=self.meteor)
+        scores, self.info = caption_metrics(self.references, self.rows, meteor=self.meteor)
         return {k: v for k, v in scores.items() if v is not None}  # METEOR without Java: absent, and said in the details
 
     def details(self) -> dict[str, Any]:
@@ -135,7 +125,7 @@ class CaptionEvaluator(Evaluator):
 
     def samples(self) -> list[dict[str, Any]]:
         per = self.info["per_image"]
-        return [{"image_id": i, "caption": c, "bleu_4": round(per[i]["bleu_4"], 4), "cider": round(per[i]["cider"], 4)} for i, c in sorted(self.captions.items())]
+        return [{"image_id": i, "caption": c, "bleu_4": round(per[i]["bleu_4"], 4), "cider": round(per[i]["cider"], 4)} for i, c in sorted(self.rows.items())]
 
 
 class _Features(torch.utils.data.Dataset):

@@ -28,7 +28,7 @@ from torch import nn
 from bench.cam import CAM_METHODS, CamComputer
 from bench.errors import BenchError
 from bench.settings import Setting
-from bench.evaluation import Evaluator
+from bench.evaluation import Evaluator, RowsEvaluator
 from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
 
 PROTOCOLS = ("paper", "wsoleval")
@@ -253,16 +253,13 @@ def _base_row(split: LocSplit, i: int) -> dict[str, Any]:
     return {"index": i, "id": split.ids[i], "target": split.targets[i]}
 
 
-class PaperLocEvaluator(Evaluator):
+class PaperLocEvaluator(RowsEvaluator):
     """The paper protocol: batches (images, targets, indices, widths, heights), outputs (logits,
     (CAMs of the predicted class, CAMs of the true class)); per image the box of the largest
     component at cam_threshold x max, a hit at IoU > loc_iou."""
 
     def __init__(self, split: LocSplit, cfg: dict[str, Any]):
         self.split, self.cfg = split, cfg
-
-    def reset(self) -> None:
-        self.rows: dict[int, dict[str, Any]] = {}
 
     def process(self, batch: Any, outputs: Any) -> None:
         from bench.metrics.wsol import box_hits, crop_box, largest_component_box
@@ -279,13 +276,6 @@ class PaperLocEvaluator(Evaluator):
             correct = preds[j] == split.targets[i]
             self.rows[i] = {"pred": preds[j], "box": list(pred_box) if pred_box else None, "iou": round(iou_pred, 4),
                             "top1_loc": bool(correct and hit_pred), "gt_known_loc": bool(hit_gt), "gt_known_iou": round(iou_gt, 4)}
-
-    def state(self) -> Any:
-        return self.rows
-
-    def merge(self, states: list[Any]) -> None:
-        for part in states[1:]:
-            self.rows.update(part)
 
     def metrics(self) -> dict[str, float]:
         rows, n = self.rows, len(self.rows)

@@ -123,6 +123,7 @@ class Split:
     collate: Callable[[list[Any]], Any] | None = None
     prefix: str = ""
     details_key: str | None = None
+    counted: bool = True  # its sample counts are the record's n_samples (False: a side split, e.g. imagenet_c's clean pass)
 
 
 def to_device(obj: Any, device: str) -> Any:
@@ -198,7 +199,8 @@ def run_plan(task: Any, plan: Any, ctx: Any) -> Any:
     try:
         for split in plan.splits:
             metrics, timing[split.name], n_total, n_scored = evaluate_split(split, ctx, f"{ctx.backbone.card.name} {task.name} {split.name}")
-            counts = counts or (n_total, n_scored)
+            if split.counted:
+                counts = counts or (n_total, n_scored)
             emitted.update({split.prefix + k: v for k, v in metrics.items()})
             samples += split.evaluator.samples()
             extra = split.evaluator.details()
@@ -221,5 +223,5 @@ def run_plan(task: Any, plan: Any, ctx: Any) -> Any:
     if undeclared:
         raise BenchError(f"task {task.name} emitted metric(s) {', '.join(undeclared)} that none of its MetricSpecs declares", "report this as a bench bug")
     details["timing"] = timing
-    assert counts is not None, "a plan needs at least one split"
+    assert counts is not None, "a plan needs at least one counted split"
     return TaskResult(ordered, counts[0], counts[1], samples or None, details)

@@ -177,8 +177,21 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
     loaded = time.perf_counter()
     determinism = seed_everything(opts.seed)
     artifact_dir = cache_dir() / "artifacts" / task.name / key[:16]
+
+    def stored(task_name: str) -> Any:
+        found = None
+        if store is not None:
+            for record in store.records(include_limited=False):
+                if record["backbone"]["name"] == card.name and record["backbone"]["sha256"] == sha and record["task"]["name"] == task_name:
+                    found = record  # oldest first: the last one is the newest
+        if world_size > 1:
+            from bench.evaluation import broadcast
+
+            found = broadcast(found)
+        return found
+
     ctx = RunContext(
-        backbone=backbone, config=config, data=opts.data, device=device, batch_size=opts.batch_size,
+        stored=stored, backbone=backbone, config=config, data=opts.data, device=device, batch_size=opts.batch_size,
         workers=opts.workers, limit=opts.limit, seed=opts.seed, progress=opts.progress and rank == 0,
         artifact_dir=artifact_dir, rank=rank, world_size=world_size, task=task.name, weights_sha256=sha, log=opts.log and rank == 0,
     )

@@ -48,12 +48,20 @@ def run_table(outcomes: Sequence[Any]) -> str:
                 notes.append(note)
         n = r["n_samples"]
         samples = f"{n['evaluated']}" + (f"/{n['total']}" if n["evaluated"] != n["total"] else "")
+        hidden = 0
         for name, value in r["metrics"].items():
             meta = r["metric_meta"].get(name, {})
+            if meta.get("detail"):
+                hidden += 1
+                continue
             rows.append([
                 r["backbone"]["name"], f"{r['task']['name']} v{r['task']['version']}", name, arrow(meta),
                 fmt(value), fmt(r.get("reported", {}).get(name)), samples, ", ".join(cell_notes),
             ])
+        if hidden:
+            note = f"{r['task']['name']}: {hidden} finer-grained metrics (per corruption, severity or sweep point) are in the record: bench export, or bench report --figure"
+            if note not in notes:
+                notes.append(note)
     table = markdown(["Backbone", "Task", "Metric", "Better", "Value", "Paper", "Samples", "Note"], rows, right=(4, 5, 6))
     return table + "".join(f"\n\nnote: {n}" for n in notes)
 

@@ -41,13 +41,14 @@ class MetricSpec:
     tables: tuple[str, ...] = ()
     headline: bool = False
     aggregate: tuple[str, str] | None = None
+    detail: bool = False  # fine-grained (one per corruption x severity...): kept in the record, left out of the printed run table
 
     def matches(self, name: str) -> bool:
         return name_matches(self.name, name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "higher_is_better": self.higher_is_better, "unit": self.unit, "description": self.description,
-                "tables": list(self.tables), "headline": self.headline, "aggregate": list(self.aggregate) if self.aggregate else None}
+                "tables": list(self.tables), "headline": self.headline, "aggregate": list(self.aggregate) if self.aggregate else None, "detail": self.detail}
 
 
 def name_matches(pattern: str, name: str) -> bool:
@@ -114,6 +115,10 @@ class RunContext:
     task: str = ""
     weights_sha256: str = ""
     log: bool = False  # training stages announce their size and estimate, and log steady lines without a terminal
+    # stored(task name): the newest complete record of this checkpoint (card name and weights) for
+    # another task, e.g. imagenet_c's clean error from imagenet_cls; None without one. Every rank
+    # gets rank 0's answer, so call it on every rank.
+    stored: Any = None
 
     def stage_dir(self, stage: str, settings: dict[str, Any], family: str | None = None) -> Path:
         """A cached training stage's folder, keyed by the weights, the seed and the settings that

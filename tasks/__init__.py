@@ -63,3 +63,23 @@ TASKS.add(
     "ImageNet val top-1 accuracy under white-box FGSM, eps 8/255 (paper Table 11)",
     mini={},  # the mini benchmark's ImageNet-layout digits, same protocol
 )
+TASKS.add(
+    "imagenet_c",
+    "tasks.corruption:ImageNetC",
+    "ImageNet-C top-1 error per corruption x severity, mCE and relative mCE (AlexNet-normalised), ECE; released or generated",
+    mini={},  # the mini ImageNet-C the generator writes: every corruption at 5 severities on part of the mini val scenes
+)
+TASKS.add(
+    "imagenet_occlusion",
+    "tasks.sweeps:ImageNetOcclusion",
+    "ImageNet val top-1 error under centre and boundary occlusion, side 0-224 (paper Figure 5a)",
+    mini={"sizes": [0, 8, 16, 24, 32, 40, 48, 56, 64]},  # the mini crop is 64
+    demo=False,  # a figure, not a demo column: bench run --mini and bench report --figure robustness
+)
+TASKS.add(
+    "imagenet_inbetween",
+    "tasks.sweeps:ImageNetInBetween",
+    "In-between-class Mixup and CutMix samples of ImageNet val pairs: share predicted as neither class (paper Figure 5b)",
+    mini={"pairs": 1000, "sizes": [0, 8, 16, 24, 32, 40, 48, 56, 64]},
+    demo=False,
+)

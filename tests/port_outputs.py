@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,13 @@ def _clean(obj: Any) -> Any:
 
 def main(out: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-port-"))
+    try:
+        _run(out, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(out: Path, work: Path) -> None:
     os.environ.update({"BENCH_CACHE": str(work / "cache"), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"})
     sys.path.insert(0, str(HERE))
     import torch

@@ -22,30 +22,42 @@ ALEXNET_ERR = {
 ALEXNET_CLEAN_ERR = 1 - 0.56522
 
 
-def corruption_metrics(errors: Mapping[str, Mapping[int, float]], clean_error: float | None = None) -> dict[str, Any]:
+def corruption_metrics(errors: Mapping[str, Mapping[int, float]], clean_error: float | None = None, partial: bool = False) -> dict[str, Any]:
     """errors[corruption][severity] in percent -> per-corruption mean error and CE, mCE, relative
     CE and relative mCE (with the clean error, percent), and the extra corruptions' mean error.
-    Every benchmark corruption needs all five severities."""
+
+    Strict (the default, `bench score mce`): every benchmark corruption needs all five severities.
+    partial=True (a run on part of ImageNet-C): a corruption's mean error and CE only when it has
+    all five severities, mCE and relative mCE only when all 15 have them, else left out."""
     unknown = sorted(set(errors) - set(CORRUPTIONS) - set(EXTRA_CORRUPTIONS))
     if unknown:
         raise ValueError(f"unknown corruption(s) {', '.join(unknown)}")
     missing = [c for c in CORRUPTIONS if c not in errors]
-    if missing:
+    if missing and not partial:
         raise ValueError(f"mCE needs all 15 benchmark corruptions; missing {', '.join(missing)}")
+    complete = []
     for name, by_severity in errors.items():
-        if sorted(int(s) for s in by_severity) != list(SEVERITIES):
-            raise ValueError(f"{name} has severities {sorted(int(s) for s in by_severity)}, not 1-5")
+        have = sorted(int(s) for s in by_severity)
+        if have != list(SEVERITIES) and not partial:
+            raise ValueError(f"{name} has severities {have}, not 1-5")
         bad = [v for v in by_severity.values() if not 0 <= float(v) <= 100]
         if bad:
             raise ValueError(f"{name} has an error of {bad[0]}, not a percentage in [0, 100]")
-    mean_err = {c: sum(float(v) for v in errors[c].values()) / 5 for c in errors}
-    ce = {c: mean_err[c] / ALEXNET_ERR[c] for c in CORRUPTIONS}  # percent / fraction = CE in percent
-    out: dict[str, Any] = {"mce": sum(ce.values()) / len(CORRUPTIONS), "ce": ce, "mean_error": mean_err,
-                           "mean_error_15": sum(mean_err[c] for c in CORRUPTIONS) / len(CORRUPTIONS)}
+        if have == list(SEVERITIES):
+            complete.append(name)
+    mean_err = {c: sum(float(v) for v in errors[c].values()) / 5 for c in complete}
+    bench_done = [c for c in CORRUPTIONS if c in mean_err]
+    ce = {c: mean_err[c] / ALEXNET_ERR[c] for c in bench_done}  # percent / fraction = CE in percent
+    out: dict[str, Any] = {"ce": ce, "mean_error": mean_err}
+    if len(bench_done) == len(CORRUPTIONS):
+        out["mce"] = sum(ce.values()) / len(CORRUPTIONS)
+        out["mean_error_15"] = sum(mean_err[c] for c in CORRUPTIONS) / len(CORRUPTIONS)
     if clean_error is not None:
-        rel = {c: (mean_err[c] - clean_error) / (100 * (ALEXNET_ERR[c] - ALEXNET_CLEAN_ERR)) * 100 for c in CORRUPTIONS}
-        out.update(relative_ce=rel, relative_mce=sum(rel.values()) / len(CORRUPTIONS), clean_error=clean_error)
-    extra = [c for c in EXTRA_CORRUPTIONS if c in errors]
+        rel = {c: (mean_err[c] - clean_error) / (100 * (ALEXNET_ERR[c] - ALEXNET_CLEAN_ERR)) * 100 for c in bench_done}
+        out.update(relative_ce=rel, clean_error=clean_error)
+        if len(bench_done) == len(CORRUPTIONS):
+            out["relative_mce"] = sum(rel.values()) / len(CORRUPTIONS)
+    extra = [c for c in EXTRA_CORRUPTIONS if c in mean_err]
     if extra:
         out["extra_mean_error"] = sum(mean_err[c] for c in extra) / len(extra)
         out["extra_corruptions"] = extra

@@ -119,8 +119,27 @@ def write_coco(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None
     (root / "coco" / "dataset_coco.json").write_text(json.dumps({"dataset": "coco", "images": karpathy}))
 
 
+MINI_C_PER_CLASS = 5  # mini ImageNet-C: the first val scenes of each class, every corruption x severity (95 cells)
+
+
+def write_imagenet_c(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
+    """ImageNet-C's released layout, <corruption>/<severity>/<wnid>/<name>.JPEG: the first
+    MINI_C_PER_CLASS val scenes of each class through every corruption of imagecorruptions-imaug
+    at severities 1-5, saved as JPEG quality 85 like the released files (bench.data.corruption_cache,
+    the same code as `--set source=generated`; seeded, in two worker processes)."""
+    from bench.data.corruption_cache import generate
+    from bench.data.imagenet_c import ALL_CORRUPTIONS
+    from bench.mini.layouts import val_name
+
+    chosen = [i for d in range(10) for i in np.flatnonzero(val.labels == d)[:MINI_C_PER_CLASS]]
+    rel = [f"{WNIDS[int(val.labels[i])]}/{val_name(int(i) + 1)}.JPEG" for i in chosen]
+    h, w = val.images.shape[1:3]
+    generate(root / "ImageNet-C", [val.images[i] for i in chosen], rel, [(c, s) for c in ALL_CORRUPTIONS for s in range(1, 6)], spec.seed,
+             {"resize": h, "crop": w, "interpolation": "bilinear"}, workers=2, manifests=False)
+
+
 # dataset name -> writer(data root, train scenes, val scenes, spec); later tasks add theirs
-DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]] = {"imagenet": write_imagenet, "cub": write_cub, "voc": write_voc, "coco": write_coco}
+DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]] = {"imagenet": write_imagenet, "cub": write_cub, "voc": write_voc, "coco": write_coco, "imagenet_c": write_imagenet_c}
 
 
 def require_writable(folder: Path, what: str) -> None:

@@ -1,0 +1,259 @@
+"""The paper's Figure 5 sweeps on ImageNet val: occlusion (5a) and in-between-class samples (5b).
+
+Each image (or pair) is decoded once, with the card's resize and crop, and every sweep point is
+applied to the decoded batch in [0, 1] pixel space before the card's normalisation.
+
+- imagenet_occlusion: a centred square of side s set to the fill colour (center occlusion), or
+  everything outside it (boundary occlusion); top-1 error per s.
+- imagenet_inbetween: fixed, seeded pairs of val images of different classes (A, B); Mixup
+  samples lam * A + (1 - lam) * B and CutMix samples (A with a centred square of side s from B);
+  per point the share of predictions that are neither class, class A, or class B.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.evaluation import RowsEvaluator
+from bench.settings import Setting
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+
+FILLS = ("mean", "black")
+
+
+def point_name(value: float) -> str:
+    """0.3 -> '0.3', 16 -> '16' (sweep points in metric names)."""
+    return f"{value:g}"
+
+
+def _fill(fill: str, mean: torch.Tensor) -> torch.Tensor:
+    """The occluder's colour in pixel space: the normalisation mean (0 after normalising) or black."""
+    return mean.clone() if fill == "mean" else torch.zeros_like(mean)
+
+
+def _check_sizes(sizes: list[int], card: Any, setting: str) -> None:
+    too_big = [s for s in sizes if s > card.preprocessing.crop]
+    if too_big:
+        raise BenchError(f"{setting} {too_big[0]} is larger than the crop ({card.preprocessing.crop}x{card.preprocessing.crop})",
+                         f"use sizes from 0 to {card.preprocessing.crop}, e.g. --set {setting}=[0,16,...]")
+
+
+def _imagenet_check(data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+    from tasks.classification import ImageNetClassification
+
+    return ImageNetClassification().check(data, card, config)
+
+
+class OcclusionEvaluator(RowsEvaluator):
+    """Batches (images, targets, indices); outputs (predictions per sweep point: points x N);
+    rows: index -> (target, [prediction per point])."""
+
+    def __init__(self, points: list[tuple[str, int]]):
+        self.points = points  # (mode, side)
+
+    def process(self, batch: Any, outputs: torch.Tensor) -> None:
+        _, targets, indices = batch
+        preds = outputs.t().tolist()
+        for i, t, p in zip(indices.tolist(), targets.tolist(), preds):
+            self.rows[i] = (t, p)
+
+    def metrics(self) -> dict[str, float]:
+        n = len(self.rows)
+        out: dict[str, float] = {}
+        for mode in ("center", "boundary"):
+            errs = [100.0 * sum(r[1][k] != r[0] for r in self.rows.values()) / n for k, (m, _) in enumerate(self.points) if m == mode]
+            if errs:
+                out[f"{mode}_err_mean"] = sum(errs) / len(errs)
+        for k, (mode, side) in enumerate(self.points):
+            out[f"{mode}_err@{side}"] = 100.0 * sum(r[1][k] != r[0] for r in self.rows.values()) / n
+        return out
+
+    def details(self) -> dict[str, Any]:
+        curves: dict[str, dict[str, float]] = {}
+        for k, (mode, side) in enumerate(self.points):
+            curves.setdefault(mode, {})[str(side)] = 100.0 * sum(r[1][k] != r[0] for r in self.rows.values()) / len(self.rows)
+        return {"curves": curves}
+
+    def samples(self) -> list[dict[str, Any]]:
+        return [{"index": i, "target": t, "preds": p} for i, (t, p) in sorted(self.rows.items())]
+
+
+class ImageNetOcclusion(Task):
+    name = "imagenet_occlusion"
+    # 1: centred square of side s, center and boundary, fill in pixel space before normalisation, decode once
+    version = "1"
+    description = "ImageNet val top-1 error under centre and boundary occlusion of side s (paper Figure 5a)"
+    datasets = ("imagenet",)
+    seeded = False
+    metrics = (
+        MetricSpec("center_err_mean", False, description="top-1 error averaged over the sweep's sides, centre occlusion", tables=("paper Figure 5a: center occlusion",)),
+        MetricSpec("boundary_err_mean", False, description="top-1 error averaged over the sweep's sides, boundary occlusion", tables=("paper Figure 5a: boundary occlusion",)),
+        MetricSpec("center_err@{size}", False, description="top-1 error with the centred square of this side filled", detail=True),
+        MetricSpec("boundary_err@{size}", False, description="top-1 error with everything outside the centred square of this side filled", detail=True),
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"sizes": list(range(0, 225, 16)), "modes": ["center", "boundary"], "fill": "mean"}
+
+    def settings(self) -> dict[str, Setting]:
+        return {
+            "sizes": Setting("ints", "sides of the centred square, pixels of the crop (0 to the crop)", lo=0, nonempty=True),
+            "modes": Setting("strs", "center: fill inside the square; boundary: fill outside it", choices=("center", "boundary"), nonempty=True),
+            "fill": Setting("str", "the occluder: mean = the card's normalisation mean (0 after normalising, the paper's code zeroes normalised tensors); "
+                            "black = pixel value 0", choices=FILLS),
+        }
+
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        _check_sizes(config["sizes"], card, "sizes")
+        return _imagenet_check(data, card, config)
+
+    def plan(self, ctx: RunContext) -> Plan:
+        from bench.data.images import ImageList, eval_transform
+        from bench.data.imagenet import read_imagenet_val
+        from bench.evaluation import Split
+        from bench.sweeps import occlude
+
+        card = ctx.backbone.card
+        split = read_imagenet_val(ctx.data.dir("imagenet"), card.num_classes)
+        model = ctx.backbone.model.to(ctx.device)
+        mean = torch.tensor(card.preprocessing.mean, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
+        std = torch.tensor(card.preprocessing.std, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
+        fill = _fill(ctx.config["fill"], mean)
+        points = [(mode, side) for mode in ctx.config["modes"] for side in ctx.config["sizes"]]
+
+        def forward(batch: Any) -> torch.Tensor:  # one decoded batch, every sweep point
+            x = batch[0].float() / 255.0
+            return torch.stack([model((occlude(x, side, mode, fill) - mean) / std).argmax(1) for mode, side in points])
+        val = Split("val", ImageList(split.images, split.targets, eval_transform(card.preprocessing)), OcclusionEvaluator(points), forward=forward, model=model)
+        return Plan([val], {"layout": split.layout, "fill": {"mode": ctx.config["fill"], "pixel_value": fill.view(-1).tolist()},
+                            "square": "centred, top-left corner at ((crop - s) // 2, (crop - s) // 2)"})
+
+
+class PairImages(torch.utils.data.Dataset):
+    """Pair k -> (image A, image B, class A, class B, k), each image decoded once with the transform."""
+
+    def __init__(self, base: Any, pairs: Any):
+        self.base, self.pairs = base, pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, k: int) -> tuple[Any, Any, int, int, int]:
+        a, ta, _ = self.base[int(self.pairs[k][0])]
+        b, tb, _ = self.base[int(self.pairs[k][1])]
+        return a, b, ta, tb, k
+
+
+class InBetweenEvaluator(RowsEvaluator):
+    """Outputs: predictions per sweep point (points x N); rows: pair -> (class A, class B, preds)."""
+
+    def __init__(self, points: list[tuple[str, float]]):
+        self.points = points  # ("mixup", lam) or ("cutmix", side)
+
+    def process(self, batch: Any, outputs: torch.Tensor) -> None:
+        ta, tb, indices = batch[2], batch[3], batch[4]
+        for k, a, b, p in zip(indices.tolist(), ta.tolist(), tb.tolist(), outputs.t().tolist()):
+            self.rows[k] = (a, b, p)
+
+    def shares(self) -> list[tuple[float, float, float]]:
+        n = len(self.rows)
+        out = []
+        for k in range(len(self.points)):
+            a = sum(r[2][k] == r[0] for r in self.rows.values())
+            b = sum(r[2][k] == r[1] for r in self.rows.values())
+            out.append((100.0 * (n - a - b) / n, 100.0 * a / n, 100.0 * b / n))
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        shares = self.shares()
+        out: dict[str, float] = {}
+        for kind in ("mixup", "cutmix"):
+            neither = [s[0] for s, (k, _) in zip(shares, self.points) if k == kind]
+            if neither:
+                out[f"{kind}_neither_mean"] = sum(neither) / len(neither)
+        for (kind, value), (neither, a, b) in zip(self.points, shares):
+            out.update({f"{kind}_neither@{point_name(value)}": neither, f"{kind}_a@{point_name(value)}": a, f"{kind}_b@{point_name(value)}": b})
+        return out
+
+    def details(self) -> dict[str, Any]:
+        curves: dict[str, dict[str, dict[str, float]]] = {}
+        for (kind, value), (neither, a, b) in zip(self.points, self.shares()):
+            curves.setdefault(kind, {})[point_name(value)] = {"neither": neither, "a": a, "b": b}
+        return {"curves": curves}
+
+    def samples(self) -> list[dict[str, Any]]:
+        return [{"pair": k, "class_a": a, "class_b": b, "preds": p} for k, (a, b, p) in sorted(self.rows.items())]
+
+
+class ImageNetInBetween(Task):
+    name = "imagenet_inbetween"
+    # 1: seeded pairs of different classes, Mixup lam * A + (1 - lam) * B and centred CutMix from B, decode once
+    version = "1"
+    description = "In-between-class samples on ImageNet val: share of predictions that are neither class (paper Figure 5b)"
+    datasets = ("imagenet",)
+    seeded = False  # the pairs come from the pair_seed setting
+    metrics = (
+        MetricSpec("mixup_neither_mean", False, description="share of Mixup samples predicted as neither class, averaged over the lambdas", tables=("paper Figure 5b: Mixup in-between",)),
+        MetricSpec("cutmix_neither_mean", False, description="share of CutMix samples predicted as neither class, averaged over the sides", tables=("paper Figure 5b: CutMix in-between",)),
+        MetricSpec("mixup_neither@{lam}", False, description="share predicted as neither class A nor B at lam (lam * A + (1 - lam) * B)", detail=True),
+        MetricSpec("mixup_a@{lam}", True, description="share predicted as class A at lam", detail=True),
+        MetricSpec("mixup_b@{lam}", True, description="share predicted as class B at lam", detail=True),
+        MetricSpec("cutmix_neither@{size}", False, description="share predicted as neither class with a centred square of this side from B", detail=True),
+        MetricSpec("cutmix_a@{size}", True, description="share predicted as class A (the base image)", detail=True),
+        MetricSpec("cutmix_b@{size}", True, description="share predicted as class B (the pasted square)", detail=True),
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"pairs": 50000, "pair_seed": 0, "lambdas": [k / 10 for k in range(11)], "sizes": list(range(0, 225, 16))}
+
+    def settings(self) -> dict[str, Setting]:
+        return {
+            "pairs": Setting("int", "number of (A, B) pairs of val images of different classes (the paper: 50,000)", lo=1),
+            "pair_seed": Setting("int", "seed of the pair draw (numpy PCG64)", lo=0),
+            "lambdas": Setting("floats", "Mixup weights of image A (0 = B, 1 = A); empty list: no Mixup sweep", lo=0, hi=1),
+            "sizes": Setting("ints", "CutMix: sides of the centred square taken from B (0 to the crop); empty list: no CutMix sweep", lo=0),
+        }
+
+    def validate(self, config: dict[str, Any]) -> None:
+        if not config["lambdas"] and not config["sizes"]:
+            raise BenchError("imagenet_inbetween needs at least one sweep point", "set lambdas or sizes")
+
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        from bench.data.fingerprint import Fingerprint
+
+        _check_sizes(config["sizes"], card, "sizes")
+        found = _imagenet_check(data, card, config)
+        fp = Fingerprint().values("pairs", [found.fingerprint, config["pairs"], config["pair_seed"]]).hexdigest()
+        return DataCheck(found.summary, fp, config["pairs"])
+
+    def plan(self, ctx: RunContext) -> Plan:
+        from bench.data.images import ImageList, eval_transform
+        from bench.data.imagenet import read_imagenet_val
+        from bench.evaluation import Split
+        from bench.sweeps import class_pairs, cutmix_center, mixup
+
+        card = ctx.backbone.card
+        split = read_imagenet_val(ctx.data.dir("imagenet"), card.num_classes)
+        try:
+            pairs = class_pairs(split.targets, ctx.config["pairs"], ctx.config["pair_seed"])
+        except ValueError as exc:
+            raise BenchError(f"imagenet_inbetween: {exc}", "use a val set with at least two classes") from None
+        model = ctx.backbone.model.to(ctx.device)
+        mean = torch.tensor(card.preprocessing.mean, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
+        std = torch.tensor(card.preprocessing.std, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
+        points: list[tuple[str, float]] = [("mixup", lam) for lam in ctx.config["lambdas"]] + [("cutmix", side) for side in ctx.config["sizes"]]
+
+        def forward(batch: Any) -> torch.Tensor:  # one decoded pair batch, every sweep point
+            a, b = batch[0].float() / 255.0, batch[1].float() / 255.0
+            preds = []
+            for kind, value in points:
+                x = mixup(a, b, float(value)) if kind == "mixup" else cutmix_center(a, b, int(value))
+                preds.append(model((x - mean) / std).argmax(1))
+            return torch.stack(preds)
+        base = ImageList(split.images, split.targets, eval_transform(card.preprocessing))
+        val = Split("pairs", PairImages(base, pairs), InBetweenEvaluator(points), forward=forward, model=model)
+        return Plan([val], {"layout": split.layout, "pairs": {"count": len(pairs), "seed": ctx.config["pair_seed"], "first": pairs[:5].tolist(),
+                                                               "rule": "uniform with replacement, B redrawn until its class differs from A's"}})

@@ -9,6 +9,10 @@ STAMP := $(VENV)/.bench-installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# imagecorruptions-imaug pulls the GUI build of OpenCV (needs libGL); both install the same cv2
+	# module, so keep only the headless one, which runs on servers without a display stack
+	$(PY) -m pip uninstall --quiet -y opencv-python
+	$(PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps opencv-python-headless
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cross-backbone tables of stored results; published numbers in [brackets]. Limited runs are left out unless --include-limited. "
                     "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
         epilog="examples:\n  bench report --backbones 'r50_*'\n"
-               "  bench report --figure cam --backbones 'r50_*' --tasks cub_loc --data-root /data --output reports/cam_cub.png",
+               "  bench report --figure cam --backbones 'r50_*' --tasks cub_loc --data-root /data --output reports/cam_cub.png\n"
+               "  bench report --figure robustness --backbones 'r50_*' --output reports/robustness.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["md"], default="md")
     p.add_argument("--output", help="also write the table to this file (the figure's PNG, default reports/figures/cam_<task>.png)")
     g = p.add_argument_group("figures")
-    g.add_argument("--figure", choices=["cam"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes")
+    g.add_argument("--figure", choices=["cam", "robustness"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes; "
+                   "robustness: occlusion and in-between curves, error per corruption, reliability diagrams, from the stored records")
     g.add_argument("--images", type=int, default=6, help="images per row of the figure (evenly spaced over the split)")
     g.add_argument("--device", default="cpu", help="device for the figure's forward passes")
     _add_data_args(p)
@@ -380,6 +382,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         output = Path(args.output or f"reports/figures/cam_{task}.png")
         path = cam_figure(records, DataLocator(args.data_root, parse_overrides(args.data_path)), output, args.images, args.device)
         print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones x {args.images} images)")
+        return 0
+    if args.figure == "robustness":
+        from bench.figures import robustness_figure
+
+        path = robustness_figure(records, Path(args.output or "reports/figures/robustness.png"))
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones)")
         return 0
     table = report_table(records)
     print(table)

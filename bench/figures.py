@@ -116,3 +116,101 @@ def cam_figure(records: list[dict[str, Any]], data: Any, output: Path, images: i
     plt.close(fig)
     os.replace(tmp, output)
     return output
+
+
+ROBUSTNESS_TASKS = ("imagenet_occlusion", "imagenet_inbetween", "imagenet_c", "imagenet_cls")
+
+
+def _newest_complete(records: list[dict[str, Any]], task: str) -> dict[str, dict[str, Any]]:
+    """backbone -> its newest record of the task, complete runs before limited ones."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:  # oldest first
+        if r["task"]["name"] != task:
+            continue
+        have = out.get(r["backbone"]["name"])
+        if have is None or not r["limited"] or have["limited"]:
+            out[r["backbone"]["name"]] = r
+    return out
+
+
+def robustness_figure(records: list[dict[str, Any]], output: Path) -> Path:
+    """`bench report --figure robustness`: from stored records only (no data, no model), one PNG
+    with whichever panels the records allow: occlusion error vs side (centre, boundary; paper
+    Figure 5a), in-between samples predicted as neither class (Mixup, CutMix; Figure 5b), error
+    per corruption with one bar per backbone (imagenet_c; the title says released or generated,
+    and says so loudly when backbones mix the two), and reliability diagrams (imagenet_cls,
+    imagenet_c)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.metrics.corruption import CORRUPTIONS, EXTRA_CORRUPTIONS
+
+    panels: list[Any] = []
+    occlusion = _newest_complete(records, "imagenet_occlusion")
+    for mode in ("center", "boundary"):
+        curves = {b: r["details"].get("curves", {}).get(mode) for b, r in occlusion.items()}
+        if any(curves.values()):
+            panels.append(("line", f"{mode} occlusion (Figure 5a)", "side of the square (px)", "top-1 error (%)",
+                           {b: {int(k): v for k, v in c.items()} for b, c in curves.items() if c}))
+    between = _newest_complete(records, "imagenet_inbetween")
+    for kind, axis in (("mixup", "lambda (weight of image A)"), ("cutmix", "side of the square from B (px)")):
+        curves = {b: r["details"].get("curves", {}).get(kind) for b, r in between.items()}
+        if any(curves.values()):
+            panels.append(("line", f"{kind} in-between: neither class (Figure 5b)", axis, "predicted as neither (%)",
+                           {b: {float(k): v["neither"] for k, v in c.items()} for b, c in curves.items() if c}))
+    corrupted = _newest_complete(records, "imagenet_c")
+    if corrupted:
+        sources = sorted({r["details"].get("source", "released") for r in corrupted.values()})
+        title = "ImageNet-C error per corruption (" + (" + ".join(sources) if len(sources) == 1 else "MIXED SOURCES: " + ", ".join(
+            f"{b} {r['details'].get('source')}" for b, r in corrupted.items())) + ")"
+        bars = {}
+        for b, r in corrupted.items():
+            errors = r["details"].get("errors", {})
+            bars[b] = {c: sum(by.values()) / len(by) for c, by in errors.items() if by}
+        panels.append(("bars", title, "", "top-1 error, mean over severities (%)", bars, [c for c in CORRUPTIONS + EXTRA_CORRUPTIONS if any(c in v for v in bars.values())]))
+    for task in ("imagenet_cls", "imagenet_c"):
+        chosen = _newest_complete(records, task)
+        diagrams = {b: r["details"].get("reliability") for b, r in chosen.items() if r["details"].get("reliability")}
+        if diagrams:
+            panels.append(("reliability", f"reliability, {task}", "confidence", "accuracy", diagrams))
+    if not panels:
+        raise BenchError("the robustness figure needs stored imagenet_occlusion, imagenet_inbetween, imagenet_c or imagenet_cls (v2) records",
+                         "run them first, e.g. bench run --backbone ... --task imagenet_occlusion")
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, panel in zip(axes.flat, panels):
+        kind, title, xlabel, ylabel, data = panel[:5]
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if kind == "line":
+            for backbone, curve in data.items():
+                xs = sorted(curve)
+                ax.plot(xs, [curve[x] for x in xs], marker="o", markersize=3, label=backbone)
+        elif kind == "bars":
+            names = panel[5]
+            width = 0.8 / max(1, len(data))
+            for k, (backbone, values) in enumerate(data.items()):
+                ax.bar(np.arange(len(names)) + k * width, [values.get(c, np.nan) for c in names], width, label=backbone)
+            ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+            ax.set_xticklabels(names, rotation=75, fontsize=6)
+        else:
+            ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+            for backbone, bins in data.items():
+                full = [b for b in bins if b["count"]]
+                ax.plot([b["confidence"] for b in full], [b["accuracy"] for b in full], marker="o", markersize=3, label=backbone)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.part")
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, output)
+    return output

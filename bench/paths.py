@@ -14,6 +14,10 @@ DATASET_DIRS = {
     "voc": "VOCdevkit",
     "coco": "coco",
     "imagenet_c": "ImageNet-C",
+    "imagenet_v2": "imagenetv2-matched-frequency-format-val",
+    "imagenet_sketch": "sketch",
+    "imagenet_r": "imagenet-r",
+    "imagenet_a": "imagenet-a",
     "ood": "ood",
 }
 

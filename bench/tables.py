@@ -122,7 +122,7 @@ def _shown(r: dict[str, Any], headline_only: bool) -> list[str]:
     meta = r["metric_meta"]
     names = sorted(r["metrics"], key=lambda m: ((meta.get(m) or {}).get("order", len(meta)), m))  # the task's declared order
     if not headline_only:
-        return names
+        return [m for m in names if not (meta.get(m) or {}).get("detail")] or names  # per-cell metrics: bench export and the figures
     return [m for m in names if (meta.get(m) or {}).get("headline")] or names
 
 

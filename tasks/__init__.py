@@ -83,3 +83,9 @@ TASKS.add(
     mini={"pairs": 1000, "sizes": [0, 8, 16, 24, 32, 40, 48, 56, 64]},
     demo=False,
 )
+TASKS.add(
+    "imagenet_shift",
+    "tasks.shift:ImageNetShift",
+    "Top-1 error on ImageNetV2, ImageNet-Sketch, ImageNet-R and ImageNet-A (200-class logits), and the change from clean",
+    mini=None,  # no mini variant: its fixtures in the released layouts are in the tests
+)

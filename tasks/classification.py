@@ -80,7 +80,8 @@ class ImageNetClassification(Task):
         MetricSpec("top1_err", higher_is_better=False, description="top-1 error on the val split, the card's resize + center crop, one crop",
                    tables=("paper Table 3: Top-1 Err", "paper Table 4: Top-1 Err"), headline=True),
         MetricSpec("top5_err", higher_is_better=False, description="top-5 error, as top1_err", tables=("paper Table 3: Top-5 Err", "paper Table 4: Top-5 Err")),
-        MetricSpec("ece", higher_is_better=False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins (Guo et al. 2017)"),
+        MetricSpec("ece", higher_is_better=False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins (Guo et al. 2017)",
+                   headline=True),
         MetricSpec("nll", higher_is_better=False, unit="nats", description="mean negative log-likelihood of the true class"),
     )
     reported_key = "imagenet_cls"
@@ -102,3 +103,46 @@ class ImageNetClassification(Task):
         val = Split("val", ImageList(split.images, split.targets, eval_transform(card.preprocessing)), TopKEvaluator([p.name for p in split.images]),
                     forward=lambda batch: model(normalize(batch[0])), model=model)
         return Plan([val], {"layout": split.layout})
+
+
+def clean_reference(ctx: RunContext, model: Any, normalize: Any) -> tuple[list[Split], Any, dict[str, Any]]:
+    """The clean top-1 error that robustness tasks compare with (relative mCE, the change under
+    distribution shift), by the task's `clean` setting. auto: the stored complete imagenet_cls
+    record of this checkpoint, else ImageNet val scored in this run when readable, else none;
+    run: always score ImageNet val here; none: no clean error. Returns the splits to run first
+    (the clean pass, prefix clean_), a callable giving the error (percent or None) once they ran,
+    and what the record says about where it came from."""
+    from bench.errors import BenchError
+
+    mode = ctx.config["clean"]
+    source: dict[str, Any] = {"mode": mode, "source": None}
+    stored = ctx.stored("imagenet_cls") if mode == "auto" and ctx.stored else None
+    evaluator: TopKEvaluator | None = None
+    splits: list[Split] = []
+    if stored is not None:
+        source.update(source="stored imagenet_cls record", run_id=stored["run_id"], top1_err=stored["metrics"]["top1_err"])
+    elif mode in ("auto", "run"):
+        card = ctx.backbone.card
+        try:
+            val = read_imagenet_val(ctx.data.dir("imagenet"), card.num_classes)
+        except BenchError as exc:
+            if mode == "run":
+                raise
+            source["note"] = f"no clean error: no stored imagenet_cls record of this checkpoint, and ImageNet val is not readable ({exc.args[0]})"
+        else:
+            evaluator = TopKEvaluator([p.name for p in val.images])
+            source["source"] = "ImageNet val scored in this run"
+            splits.append(Split("clean", ImageList(val.images, val.targets, eval_transform(card.preprocessing)), evaluator,
+                                forward=lambda batch: model(normalize(batch[0])), model=model, prefix="clean_", details_key="clean", counted=False))
+
+    def clean_error() -> float | None:
+        if stored is not None:
+            return float(stored["metrics"]["top1_err"])
+        if evaluator is not None:
+            return float(100.0 * (evaluator.top_all[:, 0] != evaluator.targets_all).mean())
+        return None
+    return splits, clean_error, source
+
+
+CLEAN_SETTING_HELP = ("the clean error to compare with. auto: the stored imagenet_cls record of this checkpoint, else ImageNet val scored here "
+                      "if on disk, else none; run: always score ImageNet val here; none: no clean comparison")

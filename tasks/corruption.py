@@ -22,6 +22,7 @@ from bench.evaluation import Evaluator
 from bench.metrics.corruption import CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
 from bench.settings import Setting
 from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from tasks.classification import CLEAN_SETTING_HELP
 
 
 class CorruptionEvaluator(Evaluator):
@@ -123,8 +124,7 @@ class ImageNetC(Task):
                               choices=("released", "generated")),
             "corruptions": Setting("strs", "which corruptions to score (mCE needs the 15 benchmark ones; the 4 extras are reported apart)", choices=ALL_CORRUPTIONS, nonempty=True),
             "severities": Setting("ints", "which severities (CE and mCE need all five)", choices=SEVERITIES, nonempty=True),
-            "clean": Setting("str", "the clean error for relative mCE. auto: the stored imagenet_cls record of this checkpoint, else ImageNet val scored here if on disk, else none; "
-                             "run: always score ImageNet val here; none: no relative mCE", choices=("auto", "run", "none")),
+            "clean": Setting("str", CLEAN_SETTING_HELP + " (relative mCE needs it)", choices=("auto", "run", "none")),
             "corruption_seed": Setting("int", "seed of the generated corruptions' random draws (source=generated only)", lo=0),
         }
 
@@ -194,43 +194,16 @@ class ImageNetC(Task):
         return DataCheck({"imagenet_c": summary}, fp, n)
 
     def plan(self, ctx: RunContext) -> Plan:
-        from bench.data.images import ImageList, Normalizer, eval_transform
+        from bench.data.images import Normalizer
         from bench.data.imagenet_c import SizedImages
         from bench.evaluation import Split
-        from tasks.classification import TopKEvaluator
+        from tasks.classification import clean_reference
 
         card = ctx.backbone.card
         listing, _, about = self._read(ctx.data, card, ctx.config, build=True, ctx=ctx)
         model = ctx.backbone.model.to(ctx.device)
         normalize = Normalizer(card.preprocessing, ctx.device)
-        splits = []
-        clean_source: dict[str, Any] = {"mode": ctx.config["clean"]}
-        clean_eval: TopKEvaluator | None = None
-        stored = ctx.stored("imagenet_cls") if ctx.config["clean"] == "auto" and ctx.stored else None
-        if stored is not None:
-            clean_source.update(source="stored imagenet_cls record", run_id=stored["run_id"], top1_err=stored["metrics"]["top1_err"])
-        elif ctx.config["clean"] in ("auto", "run"):
-            from bench.data.imagenet import read_imagenet_val
-
-            try:
-                val = read_imagenet_val(ctx.data.dir("imagenet"), card.num_classes)
-            except BenchError as exc:
-                if ctx.config["clean"] == "run":
-                    raise
-                clean_source["source"] = None
-                clean_source["note"] = f"no relative mCE: no stored imagenet_cls record of this checkpoint and ImageNet val is not readable ({exc.args[0]})"
-            else:
-                clean_eval = TopKEvaluator([p.name for p in val.images])
-                clean_source["source"] = "ImageNet val scored in this run"
-                splits.append(Split("clean", ImageList(val.images, val.targets, eval_transform(card.preprocessing)), clean_eval,
-                                    forward=lambda batch: model(normalize(batch[0])), model=model, prefix="clean_", details_key="clean", counted=False))
-
-        def clean_error() -> float | None:
-            if stored is not None:
-                return float(stored["metrics"]["top1_err"])
-            if clean_eval is not None:
-                return float(100.0 * (clean_eval.top_all[:, 0] != clean_eval.targets_all).mean())
-            return None
+        splits, clean_error, clean_source = clean_reference(ctx, model, normalize)
         evaluator = CorruptionEvaluator(listing.cells, listing.cell_of, clean_error)
         splits.append(Split("corrupted", SizedImages(listing.images, listing.targets, card.preprocessing.crop), evaluator,
                             forward=lambda batch: model(normalize(batch[0])), model=model))

@@ -1,0 +1,108 @@
+"""Natural distribution shift: top-1 error on ImageNetV2 (matched-frequency), ImageNet-Sketch,
+ImageNet-R and ImageNet-A, and its change from the clean ImageNet val error.
+
+Each set is read in its released layout and scored with the card's eval preprocessing (resize
+and center crop, as ImageNet val). ImageNet-R and ImageNet-A cover 200 classes each: their
+logits are restricted to those classes (the argmax over the 200), as their authors score them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bench.data.shift import SETS
+from bench.errors import BenchError
+from bench.settings import Setting
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from tasks.classification import CLEAN_SETTING_HELP, TopKEvaluator
+
+
+class ShiftEvaluator(TopKEvaluator):
+    """Top-1/top-5 error, ECE and NLL of one set (in its class space), plus the change from clean."""
+
+    def __init__(self, image_names: list[str], clean_error: Any):
+        super().__init__(image_names)
+        self.clean_error = clean_error
+
+    def metrics(self) -> dict[str, float]:
+        out = super().metrics()
+        clean = self.clean_error()
+        if clean is not None:
+            out["delta"] = out["top1_err"] - clean
+        return out
+
+
+class ImageNetShift(Task):
+    name = "imagenet_shift"
+    # 1: released layouts, card's eval preprocessing, ImageNet-R/A logits restricted to their 200 classes
+    version = "1"
+    description = "Top-1 error on ImageNetV2, ImageNet-Sketch, ImageNet-R and ImageNet-A, and the change from clean"
+    datasets = SETS
+    seeded = False
+    metrics = (
+        MetricSpec("clean_top1_err", False, description="top-1 error on ImageNet val, when scored in this run (else from the stored imagenet_cls record)"),
+        MetricSpec("clean_top5_err", False, description="top-5 error on ImageNet val, when scored in this run"),
+        MetricSpec("clean_ece", False, description="ECE on ImageNet val, when scored in this run"),
+        MetricSpec("clean_nll", False, unit="nats", description="NLL on ImageNet val, when scored in this run"),
+        MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: top-1 error",)),
+        MetricSpec("{set}_delta", False, description="the set's top-1 error minus the clean ImageNet val top-1 error, points"),
+        MetricSpec("{set}_top5_err", False, description="top-5 error on the set", detail=True),
+        MetricSpec("{set}_ece", False, description="ECE on the set, 15 equal-width bins", detail=True),
+        MetricSpec("{set}_nll", False, unit="nats", description="NLL on the set", detail=True),
+    )
+
+    def default_config(self) -> dict[str, Any]:
+        return {"sets": list(SETS), "clean": "auto"}
+
+    def settings(self) -> dict[str, Setting]:
+        return {"sets": Setting("strs", "which test sets to score, each under the data root by its folder name", choices=SETS, nonempty=True),
+                "clean": Setting("str", CLEAN_SETTING_HELP, choices=("auto", "run", "none"))}
+
+    def _read(self, data: DataLocator, card: Any, config: dict[str, Any]) -> list[Any]:
+        from bench.data.shift import read_shift_set
+
+        if card.num_classes != 1000:
+            raise BenchError(f"imagenet_shift scores 1000-way ImageNet classifiers, but {card.name} predicts {card.num_classes} classes",
+                             "use an ImageNet-1k backbone")
+        out = []
+        for name in config["sets"]:
+            try:
+                root = data.dir(name)
+            except BenchError as exc:
+                raise BenchError(exc.args[0], f"{exc.args[1]}; or score only the sets you have with --set sets=[...]") from None
+            out.append((root, read_shift_set(name, root)))
+        return out
+
+    def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
+        from bench.data.fingerprint import Fingerprint
+
+        fp = Fingerprint()
+        summary = {}
+        sets = self._read(data, card, config)
+        for root, found in sets:
+            fp.files(found.name, root, found.images).values(f"{found.name} labels", found.targets)
+            summary[found.name] = f"{len(found.images)} images, {found.classes} classes"
+        return DataCheck(summary, fp.hexdigest(), sum(len(f.images) for _, f in sets))
+
+    def plan(self, ctx: RunContext) -> Plan:
+        from bench.data.images import ImageList, Normalizer, eval_transform
+        from bench.evaluation import Split
+        from tasks.classification import clean_reference
+
+        card = ctx.backbone.card
+        sets = self._read(ctx.data, card, ctx.config)
+        model = ctx.backbone.model.to(ctx.device)
+        normalize = Normalizer(card.preprocessing, ctx.device)
+        splits, clean_error, clean_source = clean_reference(ctx, model, normalize)
+        for _, found in sets:
+            subset = torch.tensor(found.subset, device=ctx.device) if found.subset is not None else None
+
+            def forward(batch: Any, subset: Any = subset) -> torch.Tensor:
+                logits = model(normalize(batch[0]))
+                return logits if subset is None else logits.index_select(1, subset)  # ImageNet-R/A: their 200 classes only
+            splits.append(Split(found.name, ImageList(found.images, found.targets, eval_transform(card.preprocessing)),
+                                ShiftEvaluator([p.name for p in found.images], clean_error), forward=forward, model=model,
+                                prefix=f"{found.name}_", details_key=found.name))
+        return Plan(splits, {"clean": clean_source, "restricted": {s.name: "logits restricted to its 200 classes" for _, s in sets if s.subset}})

@@ -200,7 +200,10 @@ def run_plan(task: Any, plan: Any, ctx: Any) -> Any:
         for split in plan.splits:
             metrics, timing[split.name], n_total, n_scored = evaluate_split(split, ctx, f"{ctx.backbone.card.name} {task.name} {split.name}")
             if split.counted:
-                counts = counts or (n_total, n_scored)
+                if counts is not None and plan.counts == "sum":
+                    counts = (counts[0] + n_total, counts[1] + n_scored)
+                else:
+                    counts = counts or (n_total, n_scored)
             emitted.update({split.prefix + k: v for k, v in metrics.items()})
             samples += split.evaluator.samples()
             extra = split.evaluator.details()

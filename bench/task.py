@@ -96,6 +96,9 @@ class Plan:
     splits: list[Any]
     details: dict[str, Any] = field(default_factory=dict)
     cleanup: list[Any] = field(default_factory=list)  # callables run after the last split, even on error (e.g. removing hooks)
+    # the record's sample counts: "first" counted split (splits scoring the same data two ways) or
+    # the "sum" over counted splits (several test sets, e.g. imagenet_shift)
+    counts: str = "first"
 
 
 @dataclass

@@ -128,7 +128,7 @@ def clean_reference(ctx: RunContext, model: Any, normalize: Any) -> tuple[list[S
         except BenchError as exc:
             if mode == "run":
                 raise
-            source["note"] = f"no clean error: no stored imagenet_cls record of this checkpoint, and ImageNet val is not readable ({exc.args[0]})"
+            source["note"] = f"no clean error: no stored imagenet_cls record of this checkpoint, and ImageNet val is not readable ({exc.message})"
         else:
             evaluator = TopKEvaluator([p.name for p in val.images])
             source["source"] = "ImageNet val scored in this run"

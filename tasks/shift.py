@@ -46,7 +46,7 @@ class ImageNetShift(Task):
         MetricSpec("clean_top5_err", False, description="top-5 error on ImageNet val, when scored in this run"),
         MetricSpec("clean_ece", False, description="ECE on ImageNet val, when scored in this run"),
         MetricSpec("clean_nll", False, unit="nats", description="NLL on ImageNet val, when scored in this run"),
-        MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: top-1 error",)),
+        MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: top-1 error",), headline=True),
         MetricSpec("{set}_delta", False, description="the set's top-1 error minus the clean ImageNet val top-1 error, points"),
         MetricSpec("{set}_top5_err", False, description="top-5 error on the set", detail=True),
         MetricSpec("{set}_ece", False, description="ECE on the set, 15 equal-width bins", detail=True),
@@ -71,7 +71,7 @@ class ImageNetShift(Task):
             try:
                 root = data.dir(name)
             except BenchError as exc:
-                raise BenchError(exc.args[0], f"{exc.args[1]}; or score only the sets you have with --set sets=[...]") from None
+                raise BenchError(exc.message, f"{exc.hint}; or score only the sets you have with --set sets=[...]") from None
             out.append((root, read_shift_set(name, root)))
         return out
 
@@ -105,4 +105,4 @@ class ImageNetShift(Task):
             splits.append(Split(found.name, ImageList(found.images, found.targets, eval_transform(card.preprocessing)),
                                 ShiftEvaluator([p.name for p in found.images], clean_error), forward=forward, model=model,
                                 prefix=f"{found.name}_", details_key=found.name))
-        return Plan(splits, {"clean": clean_source, "restricted": {s.name: "logits restricted to its 200 classes" for _, s in sets if s.subset}})
+        return Plan(splits, counts="sum", details={"clean": clean_source, "restricted": {s.name: "logits restricted to its 200 classes" for _, s in sets if s.subset}})

@@ -89,8 +89,8 @@ class ImageNetOcclusion(Task):
     datasets = ("imagenet",)
     seeded = False
     metrics = (
-        MetricSpec("center_err_mean", False, description="top-1 error averaged over the sweep's sides, centre occlusion", tables=("paper Figure 5a: center occlusion",)),
-        MetricSpec("boundary_err_mean", False, description="top-1 error averaged over the sweep's sides, boundary occlusion", tables=("paper Figure 5a: boundary occlusion",)),
+        MetricSpec("center_err_mean", False, description="top-1 error averaged over the sweep's sides, centre occlusion", tables=("paper Figure 5a: center occlusion",), headline=True),
+        MetricSpec("boundary_err_mean", False, description="top-1 error averaged over the sweep's sides, boundary occlusion", tables=("paper Figure 5a: boundary occlusion",), headline=True),
         MetricSpec("center_err@{size}", False, description="top-1 error with the centred square of this side filled", detail=True),
         MetricSpec("boundary_err@{size}", False, description="top-1 error with everything outside the centred square of this side filled", detail=True),
     )
@@ -196,8 +196,8 @@ class ImageNetInBetween(Task):
     datasets = ("imagenet",)
     seeded = False  # the pairs come from the pair_seed setting
     metrics = (
-        MetricSpec("mixup_neither_mean", False, description="share of Mixup samples predicted as neither class, averaged over the lambdas", tables=("paper Figure 5b: Mixup in-between",)),
-        MetricSpec("cutmix_neither_mean", False, description="share of CutMix samples predicted as neither class, averaged over the sides", tables=("paper Figure 5b: CutMix in-between",)),
+        MetricSpec("mixup_neither_mean", False, description="share of Mixup samples predicted as neither class, averaged over the lambdas", tables=("paper Figure 5b: Mixup in-between",), headline=True),
+        MetricSpec("cutmix_neither_mean", False, description="share of CutMix samples predicted as neither class, averaged over the sides", tables=("paper Figure 5b: CutMix in-between",), headline=True),
         MetricSpec("mixup_neither@{lam}", False, description="share predicted as neither class A nor B at lam (lam * A + (1 - lam) * B)", detail=True),
         MetricSpec("mixup_a@{lam}", True, description="share predicted as class A at lam", detail=True),
         MetricSpec("mixup_b@{lam}", True, description="share predicted as class B at lam", detail=True),

@@ -146,7 +146,7 @@ def test_undecodable_image_names_the_file_and_stores_nothing(run_bench, cards, d
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--task", "imagenet_clss"], "unknown task 'imagenet_clss'. did you mean imagenet_cls or imagenet_loc or imagenet_fgsm?"),
+        (["--task", "imagenet_clss"], "unknown task 'imagenet_clss'. did you mean imagenet_cls or imagenet_c or imagenet_loc?"),
         (["--task", "wsol_*"], "no task matches 'wsol_*'"),
         (["--backbone", "tiny_c"], "unknown backbone 'tiny_c'. did you mean tiny_"),
         (["--data-root", "/nonexistent/data"], "data root /nonexistent/data does not exist"),

@@ -370,3 +370,31 @@ def test_captioning_decoder_killed_mid_training_resumes_to_the_same_weights(tmp_
     b = torch.load(Path(killed["details"]["decoder"]["stage_dir"]) / "decoder.pt", weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert whole["metrics"] == killed["metrics"]
+
+
+def test_torchrun_imagenet_c_generates_on_rank_0_and_scores_like_one_process(tmp_path, data_root, checkpoint):
+    """imagenet_c with generated corruptions under torchrun: rank 0 builds the cache while the
+    other waits, the clean error comes from the store on rank 0 for both, and the metrics and
+    per-sample rows equal one process's on the same cache."""
+    common = ["--backbone", checkpoint, "--arch", "resnet18", "--num-classes", NUM_CLASSES, "--data-root", data_root, "--workers", 0, "--device", "cpu",
+              "--batch-size", 5]
+    task = ["--task", "imagenet_c", "--set", "source=generated", "--set", "corruptions=[gaussian_noise, fog]", "--set", "severities=[1, 2]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for results in ("one", "two"):
+        assert bench("run", *common, "--task", "imagenet_cls", "--results", tmp_path / results).returncode == 0
+    dist = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench", "run", *map(str, common + task), "--results", str(tmp_path / "two")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert dist.returncode == 0, dist.stderr[-3000:]
+    single = bench("run", *common, *task, "--results", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    one = [r for r in json.loads(bench("export", "--results", tmp_path / "one").stdout) if r["task"]["name"] == "imagenet_c"]
+    two = [r for r in json.loads(bench("export", "--results", tmp_path / "two").stdout) if r["task"]["name"] == "imagenet_c"]
+    assert len(one) == len(two) == 1 and two[0]["device"]["world_size"] == 2
+    assert two[0]["details"]["generation"]["written"] == 2 * 2 * 2 * NUM_CLASSES and one[0]["details"]["generation"]["written"] == 0
+    assert two[0]["details"]["clean"]["source"] == "stored imagenet_cls record"
+    # predictions equal exactly; ECE and NLL to float tolerance (the shards batch the images differently)
+    assert two[0]["metrics"] == pytest.approx(one[0]["metrics"], rel=1e-7) and "rel_ce@fog" not in one[0]["metrics"]
+    assert {k: v for k, v in two[0]["metrics"].items() if "err" in k} == {k: v for k, v in one[0]["metrics"].items() if "err" in k}
+    assert Path(two[0]["artifacts"]["samples"]).read_text() == Path(one[0]["artifacts"]["samples"]).read_text()

@@ -163,6 +163,9 @@ def generate(root: Path, sources: Sequence[Any], rel_paths: Sequence[str], cells
     if workers > 0 and len(jobs) > 1:
         import multiprocessing as mp
 
+        if any(c == "glass_blur" for job in jobs for c, _ in job[3]):  # numba compiles it once here, and the forked workers inherit it
+            corrupt_to_jpeg(np.zeros((32, 32, 3), np.uint8), "glass_blur", 1, 0)
+
         with mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(pipeline,)) as pool:
             for n in pool.imap_unordered(_one_image, jobs, chunksize=max(1, min(64, len(jobs) // (4 * workers)))):
                 written += n

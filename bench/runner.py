@@ -179,11 +179,7 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
     artifact_dir = cache_dir() / "artifacts" / task.name / key[:16]
 
     def stored(task_name: str) -> Any:
-        found = None
-        if store is not None:
-            for record in store.records(include_limited=False):
-                if record["backbone"]["name"] == card.name and record["backbone"]["sha256"] == sha and record["task"]["name"] == task_name:
-                    found = record  # oldest first: the last one is the newest
+        found = store.newest(card.name, sha, task_name) if store is not None else None
         if world_size > 1:
             from bench.evaluation import broadcast
 

@@ -129,6 +129,17 @@ class ResultsStore:
         if old_samples and old_samples != (record.get("artifacts") or {}).get("samples"):
             Path(old_samples).unlink(missing_ok=True)
 
+    def newest(self, backbone: str, checkpoint_sha256: str, task: str) -> Record | None:
+        """The newest complete (not limited) record of one checkpoint for one task, or None."""
+        try:
+            row = self.db.execute(
+                "SELECT record FROM results WHERE task = ? AND backbone = ? AND checkpoint_sha256 = ? AND limited = 0 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (task, backbone, checkpoint_sha256),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+        return read_record(json.loads(row[0])) if row else None
+
     def records(self, include_limited: bool = True) -> Iterator[Record]:
         """Every stored record, oldest first, in this schema version (bench.record.read_record)."""
         sql = "SELECT record FROM results" + ("" if include_limited else " WHERE limited = 0") + " ORDER BY created_at, rowid"  # rowid: insertion order within a second

@@ -46,6 +46,20 @@ def _images_in(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_file() and is_image(e.name))
 
 
+def class_folder_images(root: Path, folders: list[str], targets: list[int], what: str) -> tuple[list[Path], list[int]]:
+    """Every image of root/<folder>/ for each folder in order, with that folder's target; an empty
+    class folder is an error (`what` names the dataset in it)."""
+    images: list[Path] = []
+    labels: list[int] = []
+    for folder, target in zip(folders, targets):
+        files = _images_in(root / folder)
+        if not files:
+            raise BenchError(f"{what} class folder {root / folder} has no images", "restore its images; an empty class cannot be scored")
+        images += [root / folder / f for f in files]
+        labels += [target] * len(files)
+    return images, labels
+
+
 def reference_classes(root: Path) -> tuple[list[str], str] | None:
     """The complete wnid list, from whichever of these the user has: Kaggle synset file, train folders, devkit."""
     synsets = root / KAGGLE_SYNSETS
@@ -92,13 +106,7 @@ def _check_classes(classes: list[str], root: Path, num_classes: int | None, wher
 def _class_folders(val: Path, root: Path, num_classes: int | None) -> ImageNetSplit:
     classes = sorted(e.name for e in os.scandir(val) if e.is_dir())
     _check_classes(classes, root, num_classes, str(val))
-    images, targets = [], []
-    for index, wnid in enumerate(classes):
-        files = _images_in(val / wnid)
-        if not files:
-            raise BenchError(f"class folder {val / wnid} has no images", "restore its images; an empty class cannot be scored")
-        images += [val / wnid / f for f in files]
-        targets += [index] * len(files)
+    images, targets = class_folder_images(val, classes, list(range(len(classes))), "ImageNet")
     return ImageNetSplit(images, targets, classes, "class_folders")
 
 

@@ -67,7 +67,7 @@ def _class_dirs(folder: Path) -> list[str]:
 
 def read_imagenet_c(root: Path, corruptions: Sequence[str], severities: Sequence[int], num_classes: int | None) -> ImageNetC:
     """List every image of the requested cells, checking that each cell is complete."""
-    from bench.data.imagenet import _images_in
+    from bench.data.imagenet import class_folder_images
 
     found, layout = locate(root)
     if not found:
@@ -106,13 +106,10 @@ def read_imagenet_c(root: Path, corruptions: Sequence[str], severities: Sequence
             cells.append((c, s))
             if (cell / MANIFEST).is_file():
                 manifests[f"{c}/{s}"] = json.loads((cell / MANIFEST).read_text())
-            for k, wnid in enumerate(classes):
-                files = _images_in(cell / wnid)
-                if not files:
-                    raise BenchError(f"ImageNet-C class folder {cell / wnid} has no images", "restore its images; an empty class cannot be scored")
-                images += [cell / wnid / f for f in files]
-                targets += [k] * len(files)
-                cell_of += [index] * len(files)
+            found_images, found_targets = class_folder_images(cell, classes, list(range(len(classes))), "ImageNet-C")
+            images += found_images
+            targets += found_targets
+            cell_of += [index] * len(found_images)
     assert classes is not None
     return ImageNetC(images, targets, cell_of, cells, classes, layout, manifests)
 

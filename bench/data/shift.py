@@ -45,7 +45,7 @@ def _class_dirs(root: Path) -> list[str]:
 
 def read_shift_set(name: str, root: Path) -> ShiftSet:
     """List one set's images and targets, checking that its class folders are exactly the expected ones."""
-    from bench.data.imagenet import _images_in
+    from bench.data.imagenet import class_folder_images
 
     found = _class_dirs(root)
     full = wnid_list("imagenet_1k")
@@ -69,11 +69,6 @@ def read_shift_set(name: str, root: Path) -> ShiftSet:
         what = f"lacks {len(missing)} class folder(s) (e.g. {', '.join(missing[:3])})" if missing else f"has {len(extra)} folder(s) that are not its classes (e.g. {', '.join(extra[:3])})"
         raise BenchError(f"{name} at {root} {what}; it should hold {len(expected)} class folders",
                          "restore the released set (class indices would shift), or point --data-path at it")
-    images, targets = [], []
-    for folder in sorted(expected, key=lambda f: folder_target[f]):
-        files = _images_in(root / folder)
-        if not files:
-            raise BenchError(f"{name} class folder {root / folder} has no images", "restore its images; an empty class cannot be scored")
-        images += [root / folder / f for f in files]
-        targets += [folder_target[folder]] * len(files)
+    folders = sorted(expected, key=lambda f: folder_target[f])
+    images, targets = class_folder_images(root, folders, [folder_target[f] for f in folders], name)
     return ShiftSet(name, images, targets, subset, len(expected))

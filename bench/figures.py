@@ -122,14 +122,17 @@ ROBUSTNESS_TASKS = ("imagenet_occlusion", "imagenet_inbetween", "imagenet_c", "i
 
 
 def _newest_complete(records: list[dict[str, Any]], task: str) -> dict[str, dict[str, Any]]:
-    """backbone -> its newest record of the task, complete runs before limited ones."""
+    """Row label -> the record a report table would show for the task: bench.tables' choice of
+    runs (a complete run before a limited one, one config and data per checkpoint), the newest of
+    its seeds; two checkpoints with one name are two rows, labelled as in the tables."""
+    from bench.tables import backbone_labels, chosen_runs, row_key
+
+    mine = [r for r in records if r["task"]["name"] == task]
+    labels = backbone_labels(mine)
+    kept, _ = chosen_runs(mine, labels)
     out: dict[str, dict[str, Any]] = {}
-    for r in records:  # oldest first
-        if r["task"]["name"] != task:
-            continue
-        have = out.get(r["backbone"]["name"])
-        if have is None or not r["limited"] or have["limited"]:
-            out[r["backbone"]["name"]] = r
+    for r in sorted(kept, key=lambda x: x["created_at"]):
+        out[labels[row_key(r)]] = r
     return out
 
 

@@ -62,20 +62,16 @@ class OcclusionEvaluator(RowsEvaluator):
 
     def metrics(self) -> dict[str, float]:
         n = len(self.rows)
-        out: dict[str, float] = {}
-        for mode in ("center", "boundary"):
-            errs = [100.0 * sum(r[1][k] != r[0] for r in self.rows.values()) / n for k, (m, _) in enumerate(self.points) if m == mode]
-            if errs:
-                out[f"{mode}_err_mean"] = sum(errs) / len(errs)
-        for k, (mode, side) in enumerate(self.points):
-            out[f"{mode}_err@{side}"] = 100.0 * sum(r[1][k] != r[0] for r in self.rows.values()) / n
+        errors = [100.0 * sum(r[1][k] != r[0] for r in self.rows.values()) / n for k in range(len(self.points))]
+        self.curves: dict[str, dict[str, float]] = {}
+        for (mode, side), err in zip(self.points, errors):
+            self.curves.setdefault(mode, {})[str(side)] = err
+        out = {f"{mode}_err_mean": sum(curve.values()) / len(curve) for mode, curve in self.curves.items()}
+        out.update({f"{mode}_err@{side}": err for (mode, side), err in zip(self.points, errors)})
         return out
 
     def details(self) -> dict[str, Any]:
-        curves: dict[str, dict[str, float]] = {}
-        for k, (mode, side) in enumerate(self.points):
-            curves.setdefault(mode, {})[str(side)] = 100.0 * sum(r[1][k] != r[0] for r in self.rows.values()) / len(self.rows)
-        return {"curves": curves}
+        return {"curves": self.curves}
 
     def samples(self) -> list[dict[str, Any]]:
         return [{"index": i, "target": t, "preds": p} for i, (t, p) in sorted(self.rows.items())]
@@ -111,7 +107,7 @@ class ImageNetOcclusion(Task):
         return _imagenet_check(data, card, config)
 
     def plan(self, ctx: RunContext) -> Plan:
-        from bench.data.images import ImageList, eval_transform
+        from bench.data.images import ImageList, Normalizer, eval_transform
         from bench.data.imagenet import read_imagenet_val
         from bench.evaluation import Split
         from bench.sweeps import occlude
@@ -119,8 +115,8 @@ class ImageNetOcclusion(Task):
         card = ctx.backbone.card
         split = read_imagenet_val(ctx.data.dir("imagenet"), card.num_classes)
         model = ctx.backbone.model.to(ctx.device)
-        mean = torch.tensor(card.preprocessing.mean, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
-        std = torch.tensor(card.preprocessing.std, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
+        norm = Normalizer(card.preprocessing, ctx.device)
+        mean, std = norm.mean, norm.std  # the card's normalisation, applied after each sweep point in [0, 1] pixel space
         fill = _fill(ctx.config["fill"], mean)
         points = [(mode, side) for mode in ctx.config["modes"] for side in ctx.config["sizes"]]
 
@@ -158,31 +154,21 @@ class InBetweenEvaluator(RowsEvaluator):
         for k, a, b, p in zip(indices.tolist(), ta.tolist(), tb.tolist(), outputs.t().tolist()):
             self.rows[k] = (a, b, p)
 
-    def shares(self) -> list[tuple[float, float, float]]:
+    def metrics(self) -> dict[str, float]:
         n = len(self.rows)
-        out = []
-        for k in range(len(self.points)):
+        self.curves: dict[str, dict[str, dict[str, float]]] = {}
+        out: dict[str, float] = {}
+        for k, (kind, value) in enumerate(self.points):
             a = sum(r[2][k] == r[0] for r in self.rows.values())
             b = sum(r[2][k] == r[1] for r in self.rows.values())
-            out.append((100.0 * (n - a - b) / n, 100.0 * a / n, 100.0 * b / n))
-        return out
-
-    def metrics(self) -> dict[str, float]:
-        shares = self.shares()
-        out: dict[str, float] = {}
-        for kind in ("mixup", "cutmix"):
-            neither = [s[0] for s, (k, _) in zip(shares, self.points) if k == kind]
-            if neither:
-                out[f"{kind}_neither_mean"] = sum(neither) / len(neither)
-        for (kind, value), (neither, a, b) in zip(self.points, shares):
-            out.update({f"{kind}_neither@{point_name(value)}": neither, f"{kind}_a@{point_name(value)}": a, f"{kind}_b@{point_name(value)}": b})
-        return out
+            shares = {"neither": 100.0 * (n - a - b) / n, "a": 100.0 * a / n, "b": 100.0 * b / n}
+            self.curves.setdefault(kind, {})[point_name(value)] = shares
+            out.update({f"{kind}_{who}@{point_name(value)}": share for who, share in shares.items()})
+        means = {f"{kind}_neither_mean": sum(p["neither"] for p in curve.values()) / len(curve) for kind, curve in self.curves.items()}
+        return {**means, **out}
 
     def details(self) -> dict[str, Any]:
-        curves: dict[str, dict[str, dict[str, float]]] = {}
-        for (kind, value), (neither, a, b) in zip(self.points, self.shares()):
-            curves.setdefault(kind, {})[point_name(value)] = {"neither": neither, "a": a, "b": b}
-        return {"curves": curves}
+        return {"curves": self.curves}
 
     def samples(self) -> list[dict[str, Any]]:
         return [{"pair": k, "class_a": a, "class_b": b, "preds": p} for k, (a, b, p) in sorted(self.rows.items())]
@@ -230,7 +216,7 @@ class ImageNetInBetween(Task):
         return DataCheck(found.summary, fp, config["pairs"])
 
     def plan(self, ctx: RunContext) -> Plan:
-        from bench.data.images import ImageList, eval_transform
+        from bench.data.images import ImageList, Normalizer, eval_transform
         from bench.data.imagenet import read_imagenet_val
         from bench.evaluation import Split
         from bench.sweeps import class_pairs, cutmix_center, mixup
@@ -242,8 +228,8 @@ class ImageNetInBetween(Task):
         except ValueError as exc:
             raise BenchError(f"imagenet_inbetween: {exc}", "use a val set with at least two classes") from None
         model = ctx.backbone.model.to(ctx.device)
-        mean = torch.tensor(card.preprocessing.mean, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
-        std = torch.tensor(card.preprocessing.std, dtype=torch.float32, device=ctx.device).view(1, -1, 1, 1)
+        norm = Normalizer(card.preprocessing, ctx.device)
+        mean, std = norm.mean, norm.std  # the card's normalisation, applied after each sweep point in [0, 1] pixel space
         points: list[tuple[str, float]] = [("mixup", lam) for lam in ctx.config["lambdas"]] + [("cutmix", side) for side in ctx.config["sizes"]]
 
         def forward(batch: Any) -> torch.Tensor:  # one decoded pair batch, every sweep point

@@ -91,21 +91,23 @@ _PIPELINE: dict[str, Any] = {}
 
 
 def _init_worker(pipeline: dict[str, Any]) -> None:
+    from torchvision import transforms
+
     _PIPELINE.clear()
     _PIPELINE.update(pipeline)
+    if "resize" in pipeline:  # the clean pipeline, built once per process
+        _PIPELINE["transform"] = transforms.Compose([
+            transforms.Resize(pipeline["resize"], interpolation=transforms.InterpolationMode(pipeline["interpolation"])),
+            transforms.CenterCrop(pipeline["crop"]),
+        ])
 
 
 def _decode(source: Any) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return source
-    from torchvision import transforms
-
     from bench.data.images import load_rgb
 
-    p = _PIPELINE
-    img = load_rgb(source)
-    img = transforms.CenterCrop(p["crop"])(transforms.Resize(p["resize"], interpolation=transforms.InterpolationMode(p["interpolation"]))(img))
-    return np.asarray(img)
+    return np.asarray(_PIPELINE["transform"](load_rgb(source)))
 
 
 def _one_image(job: tuple[int, Any, str, list[tuple[str, int]], int]) -> int:

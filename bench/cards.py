@@ -25,6 +25,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 FORMATS = ("auto", "cutmix", "state_dict", "module_state_dict", "safetensors", "torchvision", "timm")
 BUILTIN_CARDS = Path(__file__).resolve().parent.parent / "checkpoints"
+CIFAR_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)  # CutMix-PyTorch's (and ODIN's) CIFAR normalisation
+CIFAR_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,15 @@ class BackboneCard:
     def reported(self, task: str) -> dict[str, float]:
         """Published numbers for a task, e.g. {'top1_err': 21.40} (empty when none)."""
         return dict((self.provenance.get("reported") or {}).get(task) or {})
+
+
+# Architectures bench builds itself (name -> builder), and what a checkpoint file of one of them
+# gets when no card says otherwise: a CIFAR model's classes, 32-pixel input and CIFAR statistics.
+BENCH_ARCHS = {"pyramidnet200": "bench.backbones.pyramidnet:pyramidnet200"}
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pyramidnet200": {"num_classes": 100, "preprocessing": Preprocessing(resize=32, crop=32, mean=CIFAR_MEAN, std=CIFAR_STD),
+                      "cam_layer": "relu_final", "feature_layers": ("layer1", "layer2", "layer3")},
+}
 
 
 def make_preprocessing(base: Preprocessing, changes: dict[str, Any], where: str, hint: str) -> Preprocessing:
@@ -235,6 +246,7 @@ def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None
                 description=f"local checkpoint {path}",
                 weights=Weights(file=str(path.resolve()), format="auto"),
                 bare_file=True,
+                **ARCH_DEFAULTS.get(arch, {}),
             )
     else:
         card = find_card(spec)

@@ -40,7 +40,7 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to run")
     g.add_argument("--backbone", required=True, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or a checkpoint file")
     g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
-    g.add_argument("--arch", help="architecture of a checkpoint file: torchvision name (resnet50), timm:NAME or module:callable")
+    g.add_argument("--arch", help="architecture of a checkpoint file: torchvision name (resnet50), pyramidnet200 (CIFAR, CutMix-PyTorch's), timm:NAME or module:callable")
     g.add_argument("--num-classes", type=int, help="classifier outputs of a checkpoint file (default: the card's, 1000)")
     g = p.add_argument_group("preprocessing (a checkpoint file gets resize 256, crop 224, bilinear, ImageNet mean/std unless told)")
     g.add_argument("--preprocessing-from", metavar="CARD", help="use this card's eval preprocessing (e.g. mini_cutmix for a copy of its weights)")
@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
         epilog="examples:\n  bench report --backbones 'r50_*'\n"
                "  bench report --figure cam --backbones 'r50_*' --tasks cub_loc --data-root /data --output reports/cam_cub.png\n"
-               "  bench report --figure robustness --backbones 'r50_*' --output reports/robustness.png",
+               "  bench report --figure robustness --backbones 'r50_*' --output reports/robustness.png\n"
+               "  bench report --figure ood --backbones 'pyramidnet200_*' --tasks cifar100_ood --output reports/ood.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
@@ -116,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["md"], default="md")
     p.add_argument("--output", help="also write the table to this file (the figure's PNG, default reports/figures/cam_<task>.png)")
     g = p.add_argument_group("figures")
-    g.add_argument("--figure", choices=["cam", "robustness"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes; "
-                   "robustness: occlusion and in-between curves, error per corruption, reliability diagrams, from the stored records")
+    g.add_argument("--figure", choices=["cam", "robustness", "ood"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes; "
+                   "robustness: occlusion and in-between curves, error per corruption, reliability diagrams, from the stored records; "
+                   "ood: histograms of in- vs out-of-distribution scores per backbone and set, and ROC curves")
+    g.add_argument("--score", default="msp", help="the OOD figure's score (msp, max_logit, energy, odin; default msp)")
     g.add_argument("--images", type=int, default=6, help="images per row of the figure (evenly spaced over the split)")
     g.add_argument("--device", default="cpu", help="device for the figure's forward passes")
     _add_data_args(p)
@@ -179,6 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--errors", required=True, help="JSON {corruption: {severity: error %}} (or a list of five) or CSV 'corruption,severity,error'")
     q.add_argument("--clean-error", type=float, help="the model's clean top-1 error in percent: adds relative CE and relative mCE")
+
+    q = _sub(
+        score, "ood", help="OOD detection metrics of saved scores: TNR/FPR at TPR 95%, detection acc., AUROC, AUPR",
+        description="OOD detection metrics of in- and out-of-distribution scores saved by any tool (higher = more in-distribution, e.g. max "
+                    "softmax probability): TNR at TPR 95%% and detection accuracy (ODIN's conventions, in-distribution positive), AUROC, "
+                    "AUPR-in/out (average precision), FPR at TPR 95%% (in-distribution positive) and OpenOOD v1.5's FPR@95 (OOD positive), per "
+                    "OOD file and their mean; or the same from the samples file of a bench OOD run (--samples).",
+        epilog="examples:\n  bench score ood --in cifar100_msp.npy --out lsun_msp.npy isun_msp.npy\n"
+               "  bench score ood --in in.txt --out out.txt --names svhn\n"
+               "  bench score ood --samples results/samples/<run id>.jsonl --score energy",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--in", dest="in_scores", help="in-distribution scores: .npy, or text with one number per sample")
+    q.add_argument("--out", dest="out_scores", nargs="+", help="out-of-distribution scores, one file per OOD set")
+    q.add_argument("--names", nargs="+", help="names of the --out sets (default: their file names)")
+    q.add_argument("--samples", help="instead of --in/--out: the samples file of a cifar100_ood or imagenet_ood run")
+    q.add_argument("--score", default="msp", help="with --samples: which stored score (msp, max_logit, energy, odin; default msp)")
 
     p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
@@ -389,6 +409,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = robustness_figure(records, Path(args.output or "reports/figures/robustness.png"))
         print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones)")
         return 0
+    if args.figure == "ood":
+        from bench.figures import ood_figure
+
+        path = ood_figure(records, Path(args.output or "reports/figures/ood.png"), args.score)
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones)")
+        return 0
     table = report_table(records)
     print(table)
     if args.output:
@@ -432,6 +458,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         from bench.score import score_mce
 
         print(json.dumps(score_mce(Path(args.errors), args.clean_error), indent=2))
+        return 0
+    if args.what == "ood":
+        from bench.score import score_ood, score_ood_samples
+
+        if args.samples:
+            if args.in_scores or args.out_scores:
+                raise BenchError("--samples replaces --in and --out", "pass either --samples FILE or --in FILE --out FILE ...")
+            print(json.dumps(score_ood_samples(Path(args.samples), args.score), indent=2))
+            return 0
+        if not args.in_scores or not args.out_scores:
+            raise BenchError("bench score ood needs --in FILE and --out FILE [FILE ...] (or --samples FILE)", "see bench score ood --help")
+        print(json.dumps(score_ood(Path(args.in_scores), [Path(p) for p in args.out_scores], args.names), indent=2))
         return 0
     if args.what == "captions":
         print(json.dumps(score_captions(Path(args.results), Path(args.annotations)), indent=2))

@@ -217,3 +217,64 @@ def robustness_figure(records: list[dict[str, Any]], output: Path) -> Path:
     plt.close(fig)
     os.replace(tmp, output)
     return output
+
+
+OOD_TASKS = ("cifar100_ood", "imagenet_ood")
+
+
+def ood_figure(records: list[dict[str, Any]], output: Path, score: str = "msp") -> Path:
+    """`bench report --figure ood`: from stored records only, one row per OOD set: a histogram of
+    in- vs out-of-distribution scores for each backbone (bins shared by the two), then the ROC
+    curves of every backbone (TPR = in-distribution accepted, FPR = OOD accepted), AUROC in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"]["name"] for r in records if r["task"]["name"] in OOD_TASKS})
+    if not tasks:
+        raise BenchError("the OOD figure needs stored cifar100_ood or imagenet_ood records", "run one first, e.g. bench run --backbone ... --task cifar100_ood")
+    if len(tasks) > 1:
+        raise BenchError(f"the records hold {' and '.join(tasks)}: the OOD figure draws one task", f"pick one with --tasks {tasks[0]}")
+    chosen = _newest_complete(records, tasks[0])
+    lacking = [b for b, r in chosen.items() if score not in (r["task"]["config"].get("scores") or [])]
+    if lacking:
+        raise BenchError(f"the {tasks[0]} records of {', '.join(lacking)} have no '{score}' scores", "pick a stored score with --score, or re-run with --set scores=[...]")
+    sets = [s for s in (next(iter(chosen.values()))["details"].get("sets") or {})]
+    backbones = list(chosen)
+    rows, cols = len(sets), len(backbones) + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    for i, name in enumerate(sets):
+        roc_ax = axes[i, -1]
+        for j, backbone in enumerate(backbones):
+            found = (chosen[backbone]["details"].get(name) or {}).get(score)
+            ax = axes[i, j]
+            if not found:
+                ax.axis("off")
+                continue
+            edges = np.asarray(found["edges"])
+            centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+            for key, colour, label in (("in", "tab:blue", "in-distribution"), ("out", "tab:red", name)):
+                counts = np.asarray(found[key], float)
+                ax.bar(centres, counts / max(counts.sum(), 1), width, color=colour, alpha=0.5, label=label)
+            ax.set_title(f"{backbone}: {name}", fontsize=8)
+            ax.set_xlabel(score, fontsize=7)
+            ax.tick_params(labelsize=6)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=6)
+            auroc = chosen[backbone]["metrics"].get(f"{score}_auroc@{name}")
+            roc_ax.plot(found["roc"]["fpr"], found["roc"]["tpr"], label=f"{backbone}" + (f" ({auroc:.1f})" if auroc is not None else ""))
+        roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        roc_ax.set_title(f"ROC, {name} ({score}; AUROC)", fontsize=8)
+        roc_ax.set_xlabel("FPR (OOD accepted)", fontsize=7)
+        roc_ax.set_ylabel("TPR (in-dist. accepted)", fontsize=7)
+        roc_ax.tick_params(labelsize=6)
+        roc_ax.legend(fontsize=6)
+    fig.suptitle(f"{tasks[0]}: {score} scores, in-distribution vs each OOD set", fontsize=10)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.part")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    os.replace(tmp, output)
+    return output

@@ -19,6 +19,7 @@ DATASET_DIRS = {
     "imagenet_r": "imagenet-r",
     "imagenet_a": "imagenet-a",
     "ood": "ood",
+    "cifar100": "cifar-100-python",
 }
 
 

@@ -323,3 +323,74 @@ def score_mce(errors: Path, clean_error: float | None = None) -> dict[str, Any]:
         raise BenchError(f"{errors}: {exc}", "give every benchmark corruption's five severities, errors in percent") from None
     return {**result, "convention": "CE = mean error over severities 1-5 / AlexNet's (augmix ALEXNET_ERR); mCE over the 15 benchmark corruptions; "
                                     "relative CE against AlexNet's clean error 43.478 (torchvision AlexNet); extra corruptions apart"}
+
+
+def read_scores(path: Path, what: str) -> np.ndarray:
+    """One score per sample from a .npy array or a text file (numbers separated by newlines,
+    spaces or commas), checked: 1-D, not empty, finite."""
+    from bench.metrics.ood import check_scores
+
+    if not path.is_file():
+        raise BenchError(f"{what} score file {path} does not exist", "pass a .npy array or a text file with one score per sample")
+    try:
+        if path.suffix == ".npy":
+            raw = np.load(path, allow_pickle=False)
+        else:
+            text = path.read_text().replace(",", " ")
+            raw = np.array([float(v) for v in text.split()], dtype=np.float64)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"cannot read {what} scores {path} ({str(exc)[:120]})", "pass a .npy array or a text file of numbers, one score per sample") from None
+    try:
+        return check_scores(raw, what)
+    except ValueError as exc:
+        raise BenchError(f"{path}: {exc}", "give one finite score per sample, higher = more in-distribution (e.g. max softmax probability)") from None
+
+
+def _ood_summary(ins: np.ndarray, outs: dict[str, np.ndarray]) -> dict[str, Any]:
+    from bench.metrics.ood import CONVENTIONS, CUTS, METRICS, ood_metrics
+
+    sets = {name: ood_metrics(ins, scores) for name, scores in outs.items()}
+    mean = {m: float(np.mean([s[m] for s in sets.values()])) for m in METRICS}
+    return {"n_in": int(len(ins)), "n_out": {k: int(len(v)) for k, v in outs.items()}, "sets": sets, "mean": mean,
+            "positive": "in-distribution unless a convention says otherwise; scores: higher = more in-distribution", "cuts": CUTS, "conventions": CONVENTIONS}
+
+
+def score_ood(in_path: Path, out_paths: list[Path], names: list[str] | None = None) -> dict[str, Any]:
+    """OOD metrics (bench.metrics.ood) of saved in- and out-of-distribution scores, per OOD file and their mean."""
+    if names and len(names) != len(out_paths):
+        raise BenchError(f"--names gives {len(names)} names for {len(out_paths)} --out files", "give one name per --out file, or none")
+    names = names or [p.stem for p in out_paths]
+    if len(set(names)) != len(names):
+        raise BenchError(f"two --out files share the name {next(n for n in names if names.count(n) > 1)}", "name them with --names")
+    ins = read_scores(in_path, "in-distribution")
+    return _ood_summary(ins, {n: read_scores(p, f"out-of-distribution ({n})") for n, p in zip(names, out_paths)})
+
+
+def score_ood_samples(samples: Path, score: str = "msp") -> dict[str, Any]:
+    """The same metrics from a samples file that an OOD task stored (JSON lines: set, index,
+    image, one value per score; the in-distribution rows also have target and pred)."""
+    if not samples.is_file():
+        raise BenchError(f"samples file {samples} does not exist", "pass the file a cifar100_ood / imagenet_ood record names under artifacts.samples")
+    ins: list[float] = []
+    outs: dict[str, list[float]] = {}
+    try:
+        with open(samples) as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if score not in row:
+                    have = sorted(k for k in row if k not in ("set", "index", "image", "target", "pred"))
+                    raise BenchError(f"{samples} has no '{score}' scores (it has {', '.join(have) or 'none'})", "pick one with --score")
+                (ins if "pred" in row else outs.setdefault(row["set"], [])).append(float(row[score]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise BenchError(f"{samples} is not an OOD task's samples file ({exc})", "pass the samples file of a cifar100_ood or imagenet_ood run") from None
+    if not ins or not outs:
+        raise BenchError(f"{samples} lacks {'in-distribution' if not ins else 'out-of-distribution'} rows", "pass the samples file of a complete OOD run")
+    from bench.metrics.ood import check_scores
+
+    try:
+        result = _ood_summary(check_scores(ins, "in-distribution"), {k: check_scores(v, k) for k, v in outs.items()})
+    except ValueError as exc:
+        raise BenchError(f"{samples}: {exc}", "rerun the task") from None
+    return {"score": score, **result}

@@ -59,7 +59,7 @@ def run_table(outcomes: Sequence[Any]) -> str:
                 fmt(value), fmt(r.get("reported", {}).get(name)), samples, ", ".join(cell_notes),
             ])
         if hidden:
-            note = f"{r['task']['name']}: {hidden} finer-grained metrics (per corruption, severity or sweep point) are in the record: bench export, or bench report --figure"
+            note = f"{r['task']['name']}: {hidden} finer-grained metrics (per set, corruption, severity or sweep point) are in the record: bench export, or bench report --figure"
             if note not in notes:
                 notes.append(note)
     table = markdown(["Backbone", "Task", "Metric", "Better", "Value", "Paper", "Samples", "Note"], rows, right=(4, 5, 6))

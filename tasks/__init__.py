@@ -89,3 +89,21 @@ TASKS.add(
     "Top-1 error on ImageNetV2, ImageNet-Sketch, ImageNet-R and ImageNet-A (200-class logits), and the change from clean",
     mini=None,  # no mini variant: its fixtures in the released layouts are in the tests
 )
+TASKS.add(
+    "cifar100_cls",
+    "tasks.cifar:Cifar100Classification",
+    "CIFAR-100 test top-1/top-5 error with the card's preprocessing (paper Table 5)",
+    mini=None,  # no mini variant: the tests score a fixture in the exact pickle layout
+)
+TASKS.add(
+    "cifar100_ood",
+    "tasks.ood:Cifar100Ood",
+    "OOD detection, CIFAR-100 test vs TinyImageNet/LSUN crop and resize, iSUN, uniform and Gaussian noise: TNR@TPR95, AUROC, detection acc. (paper Table 12)",
+    mini=None,  # the tests score fixtures in ODIN's folder layout
+)
+TASKS.add(
+    "imagenet_ood",
+    "tasks.ood:ImageNetOod",
+    "OOD detection, ImageNet val vs image folders you name (--set ood_sets=[...]): AUROC, FPR/TNR at TPR 95%, AUPR, MSP/ODIN/energy/max logit",
+    mini={},  # the mini val scenes vs the generator's noise, photo crops and digit-free scenes
+)

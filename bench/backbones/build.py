@@ -23,7 +23,7 @@ from bench.registry import unknown_name
 # Architectures tried when a checkpoint does not fit, to say which one it looks like.
 GUESS_ARCHS = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2", "pyramidnet200",
 )
 TOLERATED_MISSING = ("num_batches_tracked",)  # absent from pre-0.4.1 checkpoints; torch fills it in
 
@@ -53,6 +53,9 @@ class LoadedBackbone:
 
 def build_model(arch: str, num_classes: int, pretrained_timm: bool = False) -> Any:
     """An uninitialised model of the card's architecture."""
+    from bench.cards import BENCH_ARCHS
+
+    arch = BENCH_ARCHS.get(arch, arch)
     if arch.startswith("timm:"):
         try:
             import timm
@@ -81,7 +84,7 @@ def build_model(arch: str, num_classes: int, pretrained_timm: bool = False) -> A
     from torchvision import models
 
     if arch not in models.list_models():
-        raise unknown_name("architecture", arch, models.list_models(), "use a torchvision model name, timm:NAME or module:callable")
+        raise unknown_name("architecture", arch, models.list_models() + sorted(BENCH_ARCHS), "use a torchvision model name, bench's own (pyramidnet200), timm:NAME or module:callable")
     return models.get_model(arch, weights=None, num_classes=num_classes)
 
 
@@ -94,15 +97,17 @@ def _shapes(sd: dict[str, Any]) -> dict[str, tuple]:
 
 
 def guess_arch(state_dict: dict[str, Any], head: tuple[str, ...] = ("fc",)) -> list[str]:
-    """torchvision architectures whose backbone keys and shapes equal the checkpoint's."""
+    """Architectures (torchvision's, bench's own) whose backbone keys and shapes equal the checkpoint's."""
     import torch
     from torchvision import models
+
+    from bench.cards import BENCH_ARCHS
 
     wanted = {k: s for k, s in _shapes(state_dict).items() if not _is_head(k, head) and not k.endswith(TOLERATED_MISSING)}
     found = []
     for name in GUESS_ARCHS:
         with torch.device("meta"):
-            model = models.get_model(name, weights=None)
+            model = build_model(name, 100) if name in BENCH_ARCHS else models.get_model(name, weights=None)
         have = {k: s for k, s in _shapes(model.state_dict()).items() if not _is_head(k, head) and not k.endswith(TOLERATED_MISSING)}
         if have == wanted:
             found.append(name)

@@ -138,8 +138,29 @@ def write_imagenet_c(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -
              {"resize": h, "crop": w, "interpolation": "bilinear"}, workers=2, manifests=False)
 
 
+MINI_OOD_COUNT = 150  # images per mini OOD set
+
+
+def write_ood(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
+    """OOD sets for imagenet_ood on the mini val scenes, one image folder each under ood/: uniform
+    and Gaussian noise (ODIN's definitions, quantised to PNG), crops of real photographs (far) and
+    the scenes' clutter without a digit (near)."""
+    from bench.mini.digits import make_clutter, photo_crops
+    from bench.mini.layouts import write_image_folder
+
+    h = val.images.shape[1]
+    rng = np.random.default_rng([spec.seed, 4])
+    shape = (MINI_OOD_COUNT, h, h, 3)
+    noise = {"uniform": rng.uniform(0, 1, shape), "gaussian": np.clip(rng.normal(0.5, 1.0, shape), 0, 1)}
+    for name, pixels in noise.items():
+        write_image_folder(root / "ood" / name / "images", (pixels * 255).round().astype(np.uint8), ".png", f"{name}_")
+    write_image_folder(root / "ood" / "photos" / "images", photo_crops(MINI_OOD_COUNT, spec.seed, h), ".jpg", "photo_")
+    write_image_folder(root / "ood" / "near" / "images", make_clutter(MINI_OOD_COUNT, spec.seed, h), ".png", "clutter_")
+
+
 # dataset name -> writer(data root, train scenes, val scenes, spec); later tasks add theirs
-DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]] = {"imagenet": write_imagenet, "cub": write_cub, "voc": write_voc, "coco": write_coco, "imagenet_c": write_imagenet_c}
+DATASET_WRITERS: dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]] = {"imagenet": write_imagenet, "cub": write_cub, "voc": write_voc, "coco": write_coco,
+                                                                                   "imagenet_c": write_imagenet_c, "ood": write_ood}
 
 
 def require_writable(folder: Path, what: str) -> None:

@@ -138,3 +138,53 @@ def make_detection_scenes(split: str, count: int, seed: int, canvas: int = 96, s
         images[i] = (np.clip(image.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
         objects.append(placed)
     return DetectionScenes(images, objects)
+
+
+def make_clutter(count: int, seed: int, canvas: int = 64, strokes: int = 3) -> np.ndarray:
+    """(count, canvas, canvas, 3) uint8: the scenes' textures and distractor strokes with no digit,
+    the mini benchmark's near-OOD set."""
+    rng = np.random.default_rng([seed, 2])
+    out = np.empty((count, canvas, canvas, 3), np.uint8)
+    for i in range(count):
+        ink = rng.uniform(0.6, 1.0, size=3).astype(np.float32)[:, None, None]
+        stroke = _strokes(rng, canvas, strokes)
+        image = _texture(rng, canvas) * (1 - stroke) + stroke * ink * 0.8
+        out[i] = (np.clip(image.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
+    return out
+
+
+def photo_crops(count: int, seed: int, size: int = 64) -> np.ndarray:
+    """(count, size, size, 3) uint8: square crops (64-256 pixels, then resized) of the real
+    photographs that ship with scikit-learn and scikit-image: the mini benchmark's far-OOD set."""
+    import importlib.util
+    from pathlib import Path
+
+    photos = []
+    spec = importlib.util.find_spec("sklearn")
+    if spec:
+        for name in ("china.jpg", "flower.jpg"):
+            path = Path(spec.submodule_search_locations[0]) / "datasets" / "images" / name
+            if path.is_file():
+                photos.append(np.asarray(Image.open(path).convert("RGB")))
+    try:
+        import skimage.data as sk
+
+        for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "camera", "coins", "moon"):
+            try:
+                a = getattr(sk, name)()
+            except Exception:  # an image that needs a download is left out
+                continue
+            photos.append(np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a[..., :3])
+    except ImportError:
+        pass
+    if len(photos) < 2:
+        raise RuntimeError("the mini OOD photographs need scikit-learn's or scikit-image's bundled images")
+    rng = np.random.default_rng([seed, 3])
+    out = np.empty((count, size, size, 3), np.uint8)
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        side = int(rng.integers(64, min(256, h, w) + 1))
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        out[i] = np.asarray(Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.BILINEAR))
+    return out

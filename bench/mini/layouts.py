@@ -193,3 +193,36 @@ def write_coco_captions(root: Path, split: str, ids: Sequence[int], images: Sequ
     path = root / "annotations" / f"captions_{split}.json"
     path.write_text(json.dumps({"info": {"description": "bench mini COCO"}, "images": entries, "annotations": annotations}))
     return path
+
+
+def write_cifar100(root: Path, splits: dict[str, tuple[np.ndarray, Sequence[int]]], classes: Sequence[str]) -> Path:
+    """cifar-100-python/{meta, train, test} as the released pickles: {'filenames', 'batch_label',
+    'fine_labels', 'coarse_labels', 'data' (N, 3072) uint8: the red, green and blue planes of each
+    32x32 image, row-major} and meta {'fine_label_names', 'coarse_label_names'}; protocol 2."""
+    import pickle
+
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    coarse_names = [f"superclass_{i}" for i in range(20)]
+    with open(folder / "meta", "wb") as fh:
+        pickle.dump({"fine_label_names": list(classes), "coarse_label_names": coarse_names}, fh, protocol=2)
+    for split, (images, labels) in splits.items():
+        images = np.asarray(images, np.uint8)
+        assert images.shape[1:] == (32, 32, 3), images.shape
+        data = np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), 3072))
+        obj = {"filenames": [f"{classes[int(t)]}_s_{i:06d}.png" for i, t in enumerate(labels)], "batch_label": f"{split}ing batch 1 of 1",
+               "fine_labels": [int(t) for t in labels], "coarse_labels": [int(t) % 20 for t in labels], "data": data}
+        with open(folder / split, "wb") as fh:
+            pickle.dump(obj, fh, protocol=2)
+    return folder
+
+
+def write_image_folder(folder: Path, images: Sequence[np.ndarray], suffix: str = ".jpg", prefix: str = "") -> list[Path]:
+    """Images as numbered files in one folder (ODIN's OOD tarballs: <set>/test/<n>.jpg; JPEG at quality 95, or PNG)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(images):
+        path = folder / f"{prefix}{i}{suffix}"
+        Image.fromarray(np.asarray(image, np.uint8)).save(path, **({"quality": 95} if suffix == ".jpg" else {}))
+        paths.append(path)
+    return paths

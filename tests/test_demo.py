@@ -26,11 +26,12 @@ def test_demo_small(tmp_path, capsys):
     assert "(" not in rows[0]
     header = next(line for line in table.splitlines() if line.startswith("| Backbone"))
     for column in ("imagenet_cls/top1_err", "cub_loc/top1_loc", "cub_loc/maxboxacc_v2", "imagenet_loc/top1_loc", "imagenet_loc/maxboxacc_v2", "voc_det_ssd/map_voc07",
-                   "coco_cap/bleu_4", "coco_cap/cider", "imagenet_fgsm/fgsm_top1_acc", "imagenet_c/mce", "imagenet_cls/ece"):
+                   "coco_cap/bleu_4", "coco_cap/cider", "imagenet_fgsm/fgsm_top1_acc", "imagenet_c/mce", "imagenet_cls/ece",
+                   "imagenet_ood/msp_auroc", "imagenet_ood/msp_tnr_at_tpr95"):
         assert column in header
     assert "maxboxacc@30" not in header and "gt_known_loc" not in header  # the WSOL tasks' headline metrics only
     records = list(ResultsStore.open(tmp_path / "work" / "results", write=False).records())
-    assert len(records) == 28 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
+    assert len(records) == 32 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
     # every cell is the stored value, and every bracket that value minus the baseline's, to the printed digit
     stored = {(r["backbone"]["name"], f"{r['task']['name']}/{m}"): v for r in records for m, v in r["metrics"].items()}
     columns = [c.strip().rsplit(" ", 1)[0] for c in header.strip("|").split("|")[1:]]

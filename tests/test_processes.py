@@ -398,3 +398,39 @@ def test_torchrun_imagenet_c_generates_on_rank_0_and_scores_like_one_process(tmp
     assert two[0]["metrics"] == pytest.approx(one[0]["metrics"], rel=1e-7) and "rel_ce@fog" not in one[0]["metrics"]
     assert {k: v for k, v in two[0]["metrics"].items() if "err" in k} == {k: v for k, v in one[0]["metrics"].items() if "err" in k}
     assert Path(two[0]["artifacts"]["samples"]).read_text() == Path(one[0]["artifacts"]["samples"]).read_text()
+
+
+def test_torchrun_ood_scores_like_one_process(tmp_path):
+    """cifar100_ood under torchrun (two CPU processes on gloo), ODIN included: each rank scores a
+    shard of every set, the scores are gathered in dataset order, and metrics and per-sample rows
+    equal one process's."""
+    import numpy as np
+    import torch
+    import torchvision
+
+    from test_cifar import CIFAR_MEAN, CIFAR_STD, cifar_fixture
+    from test_ood import odin_folders
+
+    cifar_fixture(tmp_path / "data", n_test=30)
+    odin_folders(tmp_path / "data")
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=100).state_dict(), tmp_path / "r18.pth")
+    common = ["--backbone", tmp_path / "r18.pth", "--arch", "resnet18", "--num-classes", 100, "--resize", 32, "--crop", 32, "--mean", ",".join(map(str, CIFAR_MEAN)),
+              "--std", ",".join(map(str, CIFAR_STD)), "--task", "cifar100_ood", "--data-root", tmp_path / "data", "--workers", 0, "--device", "cpu",
+              "--batch-size", 5, "--set", "noise_count=12", "--set", "scores=[msp, energy, odin]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    dist = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench", "run", *map(str, common), "--results", str(tmp_path / "two")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert dist.returncode == 0, dist.stderr[-3000:]
+    single = bench("run", *common, "--results", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    (one,) = json.loads(bench("export", "--results", tmp_path / "one").stdout)
+    (two,) = json.loads(bench("export", "--results", tmp_path / "two").stdout)
+    assert two["device"]["world_size"] == 2 and two["n_samples"] == one["n_samples"] == {"total": 30 + 5 * 16 + 2 * 12, "evaluated": 30 + 5 * 16 + 2 * 12}
+    assert two["metrics"] == pytest.approx(one["metrics"], abs=1e-9)
+    rows = [[json.loads(line) for line in Path(r["artifacts"]["samples"]).read_text().splitlines()] for r in (one, two)]
+    assert [(r["set"], r["index"]) for r in rows[0]] == [(r["set"], r["index"]) for r in rows[1]]
+    assert np.allclose([r["msp"] for r in rows[0]], [r["msp"] for r in rows[1]], rtol=1e-6, atol=0)
+    assert_informative({k: v for k, v in one["metrics"].items() if k.startswith("msp_auroc@")})

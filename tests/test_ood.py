@@ -296,3 +296,30 @@ def test_bench_score_ood_refuses_bad_files(content, message, run_bench, tmp_path
         np.save(out, content)
     code, text, err = run_bench("score", "ood", "--in", tmp_path / "in.npy", "--out", out)
     assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_released_cutmix_card_reports_beside_table_12(run_bench, cifar_root, tmp_path, monkeypatch):
+    """The pyramidnet200_cutmix card on the fixtures, with a PyramidNet-200 saved in the release's
+    container where the card looks for its weights: the report shows Table 12's numbers in
+    brackets beside the measured ones, and the headline metrics in the run table."""
+    from bench.backbones.pyramidnet import pyramidnet200
+    from bench.paths import cache_dir
+    from test_cifar import save_release
+
+    torch.manual_seed(0)
+    weights = cache_dir() / "weights" / "pyramidnet200_cutmix" / "model_best.pth.tar"
+    weights.parent.mkdir(parents=True)
+    model = pyramidnet200(100)
+    for m in model.modules():  # trained-looking statistics, so that the scores vary
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    save_release(model.eval(), weights)
+    code, out, err = run_bench("run", "--backbone", "pyramidnet200_cutmix", "--task", "cifar100_ood", "--data-root", cifar_root / "data",
+                               "--results", tmp_path / "r", "--workers", 0, "--batch-size", 32, "--set", "noise_count=8", "--set", "scores=[msp]")
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "| msp_tnr_at_tpr95 " in line)
+    assert row.startswith("| pyramidnet200_cutmix | cifar100_ood v1 |") and "| 69.00 |" in row, out
+    code, out, err = run_bench("report", "--backbones", "pyramidnet200_*", "--tasks", "cifar100_ood", "--results", tmp_path / "r")
+    assert code == 0, err
+    assert "[69.00]" in out and "[94.40]" in out and "[89.10]" in out, out

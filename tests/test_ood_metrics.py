@@ -19,20 +19,23 @@ from bench.metrics.ood import ood_metrics
 
 def odin_sweep(ins: np.ndarray, outs: np.ndarray) -> tuple[float, float]:
     """ODIN's calMetric.py loops (TPR = ID >= delta, FPR = OOD > delta, mean FPR over deltas with
-    TPR in [0.9495, 0.9505]; detection error = min of (ID < delta + OOD > delta) / 2) over a grid
-    with one delta between each pair of consecutive distinct scores and one beyond each end: the
-    limit of ODIN's grid, which never lands on a score. Exact fractions; returns (TNR, accuracy)."""
+    TPR in [0.9495, 0.9505]; detection error = min of (ID < delta + OOD > delta) / 2) over one
+    delta between each pair of consecutive distinct scores (weighted by their gap, as many points
+    as an even grid puts there) and one beyond each end: the limit of ODIN's grid, which never
+    lands on a score. Exact fractions; returns (TNR, accuracy)."""
     values = np.unique(np.concatenate([ins, outs]))
     deltas = [values[0] - 1.0] + [(a + b) / 2 for a, b in zip(values[:-1], values[1:])] + [values[-1] + 1.0]
-    total, fpr_sum = 0, Fraction(0)
+    # an even grid puts a number of points between two consecutive scores proportional to their gap
+    gaps = [None] + [Fraction(float(b)) - Fraction(float(a)) for a, b in zip(values[:-1], values[1:])] + [None]
+    total, fpr_sum = Fraction(0), Fraction(0)
     best = Fraction(1)
     window = []
-    for delta in deltas:
+    for delta, gap in zip(deltas, gaps):
         tpr = Fraction(int(np.sum(ins >= delta)), len(ins))
         fpr = Fraction(int(np.sum(outs > delta)), len(outs))
         if Fraction(9495, 10000) <= tpr <= Fraction(9505, 10000):
-            fpr_sum += fpr
-            total += 1
+            fpr_sum += fpr * gap
+            total += gap
         window.append((tpr, fpr))
         best = min(best, (Fraction(int(np.sum(ins < delta)), len(ins)) + fpr) / 2)
     if total:
@@ -96,3 +99,19 @@ def test_bad_scores_are_refused():
         ood_metrics(np.zeros((3, 4)), [0.2])
     with pytest.raises(ValueError, match="empty"):
         ood_metrics([], [0.2])
+
+
+def test_tnr_is_the_limit_of_odins_fine_grid():
+    """ODIN's actual loop over an even grid (np.arange(start, end, gap), 400,000 steps) approaches
+    bench's value; counting each cut once instead of by its width would be further off."""
+    rng = np.random.default_rng(3)
+    ins, outs = rng.beta(5, 1, 4000), rng.beta(2, 2, 3000)
+    start, end = 0.0, 1.0
+    deltas = np.arange(start, end, (end - start) / 400_000)
+    si, so = np.sort(ins), np.sort(outs)
+    tpr = 1 - np.searchsorted(si, deltas, side="left") / len(ins)  # ID >= delta
+    fpr = 1 - np.searchsorted(so, deltas, side="right") / len(outs)  # OOD > delta
+    window = (tpr >= 0.9495) & (tpr <= 0.9505)
+    grid_tnr = 100 * (1 - fpr[window].mean())
+    got = ood_metrics(ins, outs)["tnr_at_tpr95"]
+    assert abs(got - grid_tnr) < 0.002, (got, grid_tnr)

@@ -9,8 +9,9 @@ of ODIN's threshold sweep as its grid gets finer (a grid point never lands exact
 
 Conventions, per metric (all in percent):
 - tnr_at_tpr95: ODIN's, in-distribution positive (the CutMix paper's Table 12): 1 - the mean FPR
-  over the cuts whose TPR lies in [0.9495, 0.9505], each distinct cut counted once. When no cut
-  does (fewer than ~2,000 ID samples), the cut with the smallest TPR of at least 0.95.
+  over the thresholds whose TPR lies in [0.9495, 0.9505], each cut weighted by the width of its
+  score interval, as ODIN's evenly spaced grid weighs it. When no cut lies there (fewer than
+  ~2,000 ID samples), the cut with the smallest TPR of at least 0.95.
 - detection_acc: ODIN's, 1 - min over cuts of (P(ID rejected) + P(OOD accepted)) / 2: equal
   priors whatever the set sizes.
 - auroc: area under the ROC curve, ties counted one half (scikit-learn's roc_auc_score); the same
@@ -26,6 +27,7 @@ Conventions, per metric (all in percent):
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -33,8 +35,8 @@ import numpy as np
 TPR_WINDOW = (0.9495, 0.9505)  # ODIN's calMetric.py
 METRICS = ("tnr_at_tpr95", "detection_acc", "auroc", "aupr_in", "aupr_out", "fpr_at_tpr95", "fpr_at_tpr95_ood")
 CONVENTIONS = {
-    "tnr_at_tpr95": "ODIN (facebookresearch/odin calMetric.py), ID positive: 1 - mean FPR over the cuts with TPR in [0.9495, 0.9505] "
-                    "(each distinct cut once; none in the window: the cut with the smallest TPR >= 0.95)",
+    "tnr_at_tpr95": "ODIN (facebookresearch/odin calMetric.py), ID positive: 1 - mean FPR over the thresholds with TPR in [0.9495, 0.9505], "
+                    "each cut weighted by its score interval's width as ODIN's even grid weighs it (none in the window: the cut with the smallest TPR >= 0.95)",
     "detection_acc": "ODIN, 1 - min over cuts of (P(ID rejected) + P(OOD accepted)) / 2",
     "auroc": "area under the ROC curve, ties count 1/2 (sklearn roc_auc_score); positive class does not matter",
     "aupr_in": "average precision with ID positive, scores as they are (sklearn average_precision_score)",
@@ -83,12 +85,16 @@ def ood_metrics(in_scores: Any, out_scores: Any) -> dict[str, float]:
     ins = check_scores(in_scores, "in-distribution")
     outs = check_scores(out_scores, "out-of-distribution")
     n_in, n_out = len(ins), len(outs)
-    _, tp, fp = cut_counts(ins, outs)  # cuts from the most lenient (all accepted) to none accepted
+    values, tp, fp = cut_counts(ins, outs)  # cuts from the most lenient (all accepted) to none accepted
     tpr, fpr = tp / n_in, fp / n_out
 
-    window = (tpr >= TPR_WINDOW[0]) & (tpr <= TPR_WINDOW[1])
-    if window.any():  # exact: integer sums, one division
-        fpr95_odin = int(fp[window].sum()) / (int(window.sum()) * n_out)
+    window = np.flatnonzero((tpr >= TPR_WINDOW[0]) & (tpr <= TPR_WINDOW[1]))
+    if len(window):
+        # ODIN's grid puts points in each cut's score interval (values[k-1], values[k]] in proportion
+        # to its width: its mean FPR is width-weighted. Exact in fractions (the window holds few cuts;
+        # never cut 0 or the last, whose TPR is 1 and 0).
+        widths = [Fraction(float(values[k])) - Fraction(float(values[k - 1])) for k in window]
+        fpr95_odin = float(sum(w * int(fp[k]) for w, k in zip(widths, window)) / (sum(widths) * n_out))
     else:
         fpr95_odin = fpr[np.flatnonzero(tpr >= 0.95)[-1]]
     # detection error as one integer numerator per cut over 2 n_in n_out

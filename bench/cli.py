@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="*", help="wildcard or comma list of task names")
     p.add_argument("--include-limited", action="store_true")
     p.add_argument("--format", choices=["md"], default="md")
-    p.add_argument("--output", help="also write the table to this file (the figure's PNG, default reports/figures/cam_<task>.png)")
+    p.add_argument("--output", help="also write the table to this file; with --figure, the PNG (default reports/figures/cam_<task>.png, robustness.png or ood.png)")
     g = p.add_argument_group("figures")
     g.add_argument("--figure", choices=["cam", "robustness", "ood"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes; "
                    "robustness: occlusion and in-between curves, error per corruption, reliability diagrams, from the stored records; "
@@ -186,19 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     q = _sub(
         score, "ood", help="OOD detection metrics of saved scores: TNR/FPR at TPR 95%, detection acc., AUROC, AUPR",
         description="OOD detection metrics of in- and out-of-distribution scores saved by any tool (higher = more in-distribution, e.g. max "
-                    "softmax probability): TNR at TPR 95%% and detection accuracy (ODIN's conventions, in-distribution positive), AUROC, "
-                    "AUPR-in/out (average precision), FPR at TPR 95%% (in-distribution positive) and OpenOOD v1.5's FPR@95 (OOD positive), per "
+                    "softmax probability): TNR at TPR 95% and detection accuracy (ODIN's conventions, in-distribution positive), AUROC, "
+                    "AUPR-in/out (average precision), FPR at TPR 95% (in-distribution positive) and OpenOOD v1.5's FPR@95 (OOD positive), per "
                     "OOD file and their mean; or the same from the samples file of a bench OOD run (--samples).",
         epilog="examples:\n  bench score ood --in cifar100_msp.npy --out lsun_msp.npy isun_msp.npy\n"
                "  bench score ood --in in.txt --out out.txt --names svhn\n"
                "  bench score ood --samples results/samples/<run id>.jsonl --score energy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    q.add_argument("--in", dest="in_scores", help="in-distribution scores: .npy, or text with one number per sample")
+    q.add_argument("--in", dest="in_scores", help="in-distribution scores: a 1-D .npy array, or text with one number per line")
     q.add_argument("--out", dest="out_scores", nargs="+", help="out-of-distribution scores, one file per OOD set")
     q.add_argument("--names", nargs="+", help="names of the --out sets (default: their file names)")
     q.add_argument("--samples", help="instead of --in/--out: the samples file of a cifar100_ood or imagenet_ood run")
-    q.add_argument("--score", default="msp", help="with --samples: which stored score (msp, max_logit, energy, odin; default msp)")
+    q.add_argument("--score", help="with --samples: which stored score (msp, max_logit, energy, odin; default msp)")
 
     p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
@@ -407,13 +407,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         from bench.figures import robustness_figure
 
         path = robustness_figure(records, Path(args.output or "reports/figures/robustness.png"))
-        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones)")
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbone(s))")
         return 0
     if args.figure == "ood":
         from bench.figures import ood_figure
 
         path = ood_figure(records, Path(args.output or "reports/figures/ood.png"), args.score)
-        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones)")
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbone(s))")
         return 0
     table = report_table(records)
     print(table)
@@ -465,10 +465,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         if args.samples:
             if args.in_scores or args.out_scores:
                 raise BenchError("--samples replaces --in and --out", "pass either --samples FILE or --in FILE --out FILE ...")
-            print(json.dumps(score_ood_samples(Path(args.samples), args.score), indent=2))
+            print(json.dumps(score_ood_samples(Path(args.samples), args.score or "msp"), indent=2))
             return 0
-        if not args.in_scores or not args.out_scores:
-            raise BenchError("bench score ood needs --in FILE and --out FILE [FILE ...] (or --samples FILE)", "see bench score ood --help")
+        if args.score:
+            raise BenchError("--score picks a score stored in a --samples file", "with --in/--out, save the score you want in the files")
+        lacking = [flag for flag, value in (("--in FILE", args.in_scores), ("--out FILE [FILE ...]", args.out_scores)) if not value]
+        if lacking:
+            raise BenchError(f"bench score ood needs {' and '.join(lacking)} (or --samples FILE)", "e.g. bench score ood --in in.npy --out ood1.npy ood2.npy")
         print(json.dumps(score_ood(Path(args.in_scores), [Path(p) for p in args.out_scores], args.names), indent=2))
         return 0
     if args.what == "captions":

@@ -231,15 +231,22 @@ def ood_figure(records: list[dict[str, Any]], output: Path, score: str = "msp") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.ood_scores import SCORES
+    from bench.registry import unknown_name
+
+    if score not in SCORES:
+        raise unknown_name("OOD score", score, SCORES, f"--score takes one of {', '.join(SCORES)}")
     tasks = sorted({r["task"]["name"] for r in records if r["task"]["name"] in OOD_TASKS})
     if not tasks:
         raise BenchError("the OOD figure needs stored cifar100_ood or imagenet_ood records", "run one first, e.g. bench run --backbone ... --task cifar100_ood")
     if len(tasks) > 1:
         raise BenchError(f"the records hold {' and '.join(tasks)}: the OOD figure draws one task", f"pick one with --tasks {tasks[0]}")
-    chosen = _newest_complete(records, tasks[0])
-    lacking = [b for b, r in chosen.items() if score not in (r["task"]["config"].get("scores") or [])]
+    mine = [r for r in records if r["task"]["name"] == tasks[0]]
+    scored = [r for r in mine if score in (r["task"]["config"].get("scores") or [])]
+    lacking = sorted({r["backbone"]["name"] for r in mine} - {r["backbone"]["name"] for r in scored})
     if lacking:
-        raise BenchError(f"the {tasks[0]} records of {', '.join(lacking)} have no '{score}' scores", "pick a stored score with --score, or re-run with --set scores=[...]")
+        raise BenchError(f"no {tasks[0]} record of {', '.join(lacking)} has '{score}' scores", "pick a stored score with --score, or re-run with --set scores=[...]")
+    chosen = _newest_complete(scored, tasks[0])  # per backbone, the run a table would show among those with this score
     sets = [s for s in (next(iter(chosen.values()))["details"].get("sets") or {})]
     backbones = list(chosen)
     rows, cols = len(sets), len(backbones) + 1
@@ -259,7 +266,9 @@ def ood_figure(records: list[dict[str, Any]], output: Path, score: str = "msp") 
                 ax.bar(centres, counts / max(counts.sum(), 1), width, color=colour, alpha=0.5, label=label)
             ax.set_title(f"{backbone}: {name}", fontsize=8)
             ax.set_xlabel(score, fontsize=7)
+            ax.set_ylabel("share of the set's images", fontsize=7)
             ax.tick_params(labelsize=6)
+            ax.tick_params(axis="x", labelrotation=30)
             if i == 0 and j == 0:
                 ax.legend(fontsize=6)
             auroc = chosen[backbone]["metrics"].get(f"{score}_auroc@{name}")

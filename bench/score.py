@@ -336,10 +336,16 @@ def read_scores(path: Path, what: str) -> np.ndarray:
         if path.suffix == ".npy":
             raw = np.load(path, allow_pickle=False)
         else:
-            text = path.read_text().replace(",", " ")
-            raw = np.array([float(v) for v in text.split()], dtype=np.float64)
+            values = []
+            for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+                if line.strip():
+                    fields = line.replace(",", " ").split()
+                    if len(fields) != 1:
+                        raise ValueError(f"line {lineno} holds {len(fields)} values, not one score")
+                    values.append(float(fields[0]))
+            raw = np.array(values, dtype=np.float64)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise BenchError(f"cannot read {what} scores {path} ({str(exc)[:120]})", "pass a .npy array or a text file of numbers, one score per sample") from None
+        raise BenchError(f"cannot read {what} scores {path} ({str(exc)[:120]})", "pass a 1-D .npy array or a text file with one score per line") from None
     try:
         return check_scores(raw, what)
     except ValueError as exc:
@@ -351,14 +357,14 @@ def _ood_summary(ins: np.ndarray, outs: dict[str, np.ndarray]) -> dict[str, Any]
 
     sets = {name: ood_metrics(ins, scores) for name, scores in outs.items()}
     mean = {m: float(np.mean([s[m] for s in sets.values()])) for m in METRICS}
-    return {"n_in": int(len(ins)), "n_out": {k: int(len(v)) for k, v in outs.items()}, "sets": sets, "mean": mean,
+    return {"unit": "percent", "n_in": int(len(ins)), "n_out": {k: int(len(v)) for k, v in outs.items()}, "sets": sets, "mean": mean,
             "positive": "in-distribution unless a convention says otherwise; scores: higher = more in-distribution", "cuts": CUTS, "conventions": CONVENTIONS}
 
 
 def score_ood(in_path: Path, out_paths: list[Path], names: list[str] | None = None) -> dict[str, Any]:
     """OOD metrics (bench.metrics.ood) of saved in- and out-of-distribution scores, per OOD file and their mean."""
     if names and len(names) != len(out_paths):
-        raise BenchError(f"--names gives {len(names)} names for {len(out_paths)} --out files", "give one name per --out file, or none")
+        raise BenchError(f"--names gives {len(names)} name(s) for {len(out_paths)} --out file(s)", "give one name per --out file, or none")
     names = names or [p.stem for p in out_paths]
     if len(set(names)) != len(names):
         raise BenchError(f"two --out files share the name {next(n for n in names if names.count(n) > 1)}", "name them with --names")

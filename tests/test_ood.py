@@ -215,7 +215,14 @@ def test_imagenet_ood_on_named_folders_equals_an_independent_recomputation(run_b
     assert code == 0, err
     assert (tmp_path / "ood.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run_bench("report", "--figure", "ood", "--results", tmp_path / "r", "--score", "odin", "--output", tmp_path / "x.png")
-    assert code != 0 and "have no 'odin' scores" in err
+    assert code != 0 and "no imagenet_ood record of" in err and "has 'odin' scores" in err
+    code, _, err = run_bench("report", "--figure", "ood", "--results", tmp_path / "r", "--score", "mps", "--output", tmp_path / "x.png")
+    assert code != 0 and "unknown OOD score 'mps'. did you mean msp?" in err
+    # a second run with ODIN scores: the figure of odin finds it, though the table shows another run
+    code, _, err = run_bench(*imagenet_args(data, checkpoint, tmp_path / "r", "--set", "scores=[odin]", "--set", "ood_sets=[textures]"))
+    assert code == 0, err
+    code, out, err = run_bench("report", "--figure", "ood", "--results", tmp_path / "r", "--score", "odin", "--output", tmp_path / "odin.png")
+    assert code == 0 and (tmp_path / "odin.png").stat().st_size > 10_000, err
 
 
 def _undecodable(data):
@@ -284,7 +291,8 @@ def test_bench_score_ood_on_npy_and_text(run_bench, tmp_path):
 @pytest.mark.parametrize("content, message", [
     (np.zeros((4, 5)), "one score per sample (1-D), got shape (4, 5)"),
     (np.array([0.5, np.nan, 0.1]), "1 non-finite value(s)"),
-    ("0.1 0.2 abc", "cannot read out-of-distribution (out) scores"),
+    ("0.1\n0.2\nabc", "cannot read out-of-distribution (out) scores"),
+    ("0.1 0.7\n0.2 0.4", "line 1 holds 2 values, not one score"),
     (None, "does not exist"),
 ])
 def test_bench_score_ood_refuses_bad_files(content, message, run_bench, tmp_path):
@@ -323,3 +331,14 @@ def test_the_released_cutmix_card_reports_beside_table_12(run_bench, cifar_root,
     code, out, err = run_bench("report", "--backbones", "pyramidnet200_*", "--tasks", "cifar100_ood", "--results", tmp_path / "r")
     assert code == 0, err
     assert "[69.00]" in out and "[94.40]" in out and "[89.10]" in out, out
+
+
+def test_bench_score_ood_says_what_is_missing(run_bench, tmp_path):
+    np.save(tmp_path / "in.npy", np.arange(10.0))
+    code, _, err = run_bench("score", "ood", "--in", tmp_path / "in.npy")
+    assert code != 0 and "needs --out FILE [FILE ...] (or --samples FILE)" in err
+    code, _, err = run_bench("score", "ood", "--in", tmp_path / "in.npy", "--out", tmp_path / "in.npy", "--score", "energy")
+    assert code != 0 and "--score picks a score stored in a --samples file" in err
+    code, out, err = run_bench("score", "ood", "--in", tmp_path / "in.npy", "--out", tmp_path / "in.npy")
+    result = json.loads(out)
+    assert code == 0 and result["unit"] == "percent" and result["sets"]["in"]["auroc"] == 50.0 and result["sets"]["in"]["detection_acc"] == 50.0

@@ -42,7 +42,7 @@ def odin_sweep(ins: np.ndarray, outs: np.ndarray) -> tuple[float, float]:
         fpr95 = fpr_sum / total
     else:  # bench's stated fallback: the smallest TPR of at least 0.95
         fpr95 = min((t, f) for t, f in window if t >= Fraction(95, 100))[1]
-    return 100.0 * (1.0 - float(fpr95)), 100.0 * (1.0 - float(best))
+    return float(100 * (1 - fpr95)), float(100 * (1 - best))
 
 
 def sklearn_reference(ins: np.ndarray, outs: np.ndarray) -> dict[str, float]:

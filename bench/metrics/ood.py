@@ -94,12 +94,12 @@ def ood_metrics(in_scores: Any, out_scores: Any) -> dict[str, float]:
         # to its width: its mean FPR is width-weighted. Exact in fractions (the window holds few cuts;
         # never cut 0 or the last, whose TPR is 1 and 0).
         widths = [Fraction(float(values[k])) - Fraction(float(values[k - 1])) for k in window]
-        fpr95_odin = float(sum(w * int(fp[k]) for w, k in zip(widths, window)) / (sum(widths) * n_out))
+        fpr95_odin = sum(w * int(fp[k]) for w, k in zip(widths, window)) / (sum(widths) * n_out)
     else:
-        fpr95_odin = fpr[np.flatnonzero(tpr >= 0.95)[-1]]
+        fpr95_odin = Fraction(int(fp[np.flatnonzero(tpr >= 0.95)[-1]]), n_out)
     # detection error as one integer numerator per cut over 2 n_in n_out
     errors = (n_in - tp) * n_out + fp * n_in
-    detection_err = int(errors.min()) / (2 * n_in * n_out)
+    detection_err = Fraction(int(errors.min()), 2 * n_in * n_out)
     # the ROC from no acceptance to full acceptance: trapezoids (ties give the diagonal's half)
     order = slice(None, None, -1)
     auroc = float(np.sum(np.diff(fp[order]) * (tp[order][1:] + tp[order][:-1]))) / (2 * n_in * n_out)
@@ -108,16 +108,17 @@ def ood_metrics(in_scores: Any, out_scores: Any) -> dict[str, float]:
     rej_out = n_out - fp  # OOD rejected (score < values[k]) at cut k, ascending in k
     rej_in = n_in - tp
     aupr_out = _average_precision(rej_out, rej_in, n_out)
-    fpr95 = fpr[np.flatnonzero(tpr >= 0.95)[-1]]
-    fpr95_ood = rej_in[np.flatnonzero(rej_out >= 0.95 * n_out)[0]] / n_in
+    fpr95 = Fraction(int(fp[np.flatnonzero(tpr >= 0.95)[-1]]), n_out)
+    fpr95_ood = Fraction(int(rej_in[np.flatnonzero(rej_out / n_out >= 0.95)[0]]), n_in)
+    # ratios of counts are exact rationals: one rounding to float, so 92 of 100 gives 8.0, not 7.9999999999999964
     return {
-        "tnr_at_tpr95": 100.0 * (1.0 - fpr95_odin),
-        "detection_acc": 100.0 * (1.0 - detection_err),
+        "tnr_at_tpr95": float(100 * (1 - fpr95_odin)),
+        "detection_acc": float(100 * (1 - detection_err)),
         "auroc": 100.0 * auroc,
         "aupr_in": 100.0 * aupr_in,
         "aupr_out": 100.0 * aupr_out,
-        "fpr_at_tpr95": 100.0 * float(fpr95),
-        "fpr_at_tpr95_ood": 100.0 * float(fpr95_ood),
+        "fpr_at_tpr95": float(100 * fpr95),
+        "fpr_at_tpr95_ood": float(100 * fpr95_ood),
     }
 
 

@@ -18,6 +18,19 @@ import numpy as np
 from bench.errors import BenchError
 
 
+def save_png(fig: Any, output: Path, dpi: int) -> Path:
+    """Write a figure as PNG atomically (a temporary name in the same folder, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.part-{os.getpid()}")
+    fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    os.replace(tmp, output)
+    return output
+
+
 def _newest_per_backbone(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     newest: dict[str, dict[str, Any]] = {}
     for r in records:  # the store lists records oldest first
@@ -109,13 +122,7 @@ def cam_figure(records: list[dict[str, Any]], data: Any, output: Path, images: i
         finally:
             cams.close()
     fig.suptitle(f"{task.name}: CAM of the predicted class; red GT, green predicted box (threshold {first['task']['config']['cam_threshold']} x max)", fontsize=9)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + f".part-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, output)
-    return output
+    return save_png(fig, output, dpi=120)
 
 
 ROBUSTNESS_TASKS = ("imagenet_occlusion", "imagenet_inbetween", "imagenet_c", "imagenet_cls")
@@ -210,13 +217,7 @@ def robustness_figure(records: list[dict[str, Any]], output: Path) -> Path:
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.part")
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, output)
-    return output
+    return save_png(fig, output, dpi=110)
 
 
 OOD_TASKS = ("cifar100_ood", "imagenet_ood")
@@ -280,10 +281,4 @@ def ood_figure(records: list[dict[str, Any]], output: Path, score: str = "msp") 
         roc_ax.tick_params(labelsize=6)
         roc_ax.legend(fontsize=6)
     fig.suptitle(f"{tasks[0]}: {score} scores, in-distribution vs each OOD set", fontsize=10)
-    fig.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.part")
-    fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    os.replace(tmp, output)
-    return output
+    return save_png(fig, output, dpi=100)

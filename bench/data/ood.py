@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.errors import BenchError
@@ -75,8 +76,6 @@ class NoiseImages(torch.utils.data.Dataset):
         return self.count
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        import numpy as np
-
         seed = int(np.random.SeedSequence([self.seed, NOISE.index(self.kind), index]).generate_state(1)[0])
         g = torch.Generator().manual_seed(seed)
         shape = (3, self.size, self.size)

@@ -86,7 +86,7 @@ def ood_metrics(in_scores: Any, out_scores: Any) -> dict[str, float]:
     outs = check_scores(out_scores, "out-of-distribution")
     n_in, n_out = len(ins), len(outs)
     values, tp, fp = cut_counts(ins, outs)  # cuts from the most lenient (all accepted) to none accepted
-    tpr, fpr = tp / n_in, fp / n_out
+    tpr = tp / n_in
 
     window = np.flatnonzero((tpr >= TPR_WINDOW[0]) & (tpr <= TPR_WINDOW[1]))
     if len(window):

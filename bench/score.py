@@ -277,7 +277,7 @@ def score_captions(results: Path, annotations: Path, java: bool | None = None) -
     candidates = read_results(results, refs.captions)
     metrics, info = caption_metrics(refs.captions, candidates, java)
     info.pop("per_image")
-    return {**metrics, **info, "annotated_images": len(refs.captions), "convention": "coco-caption: PTB tokens, corpus BLEU (closest reference length), METEOR 1.5, ROUGE-L, CIDEr (not CIDEr-D); SPICE off"}
+    return {**metrics, **info, "annotated_images": len(refs.captions), "convention": "coco-caption: PTB tokens, corpus BLEU (closest reference length), METEOR 1.5, ROUGE-L, CIDEr (pycocoevalcap's Cider, which is CIDEr-D: clipped counts, length penalty sigma 6, x10); SPICE off"}
 
 
 def read_corruption_errors(path: Path) -> dict[str, dict[int, float]]:
@@ -292,6 +292,10 @@ def read_corruption_errors(path: Path) -> dict[str, dict[int, float]]:
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
             for name, values in data.items():
+                if not isinstance(values, (list, dict)):
+                    raise BenchError(f"errors file {path}: '{name}' holds {type(values).__name__} {json.dumps(values)[:40]}, not a corruption's five severities",
+                                     'the JSON maps each corruption to its errors in percent: {"gaussian_noise": {"1": 52.1, "2": 60.3, "3": 70.0, "4": 80.2, "5": 88.9}, ...} '
+                                     'or {"gaussian_noise": [52.1, 60.3, 70.0, 80.2, 88.9], ...} (a wrapped object such as {"errors": {...}} is not read)')
                 pairs = enumerate(values, start=1) if isinstance(values, list) else values.items()
                 out[name] = {int(s): float(v) for s, v in pairs}
         else:

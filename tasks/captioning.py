@@ -8,7 +8,7 @@ Data: <root>/coco/{train2014,val2014}/ and <root>/coco/annotations/captions_{tra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from bench.errors import BenchError
 from bench.evaluation import RowsEvaluator
 from bench.settings import Setting
 from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.captioning.train import TRANSFORMS
+from bench.captioning.vocab import TOKENIZERS
 
 CAPTION_METRICS = (
     ("bleu_1", "BLEU-1", "NIC BLEU-1"), ("bleu_2", "BLEU-2", None), ("bleu_3", "BLEU-3", None), ("bleu_4", "BLEU-4", "NIC BLEU-4"),
@@ -139,10 +141,21 @@ class _Features(torch.utils.data.Dataset):
         return self.features[index], self.ids[index]
 
 
+# The paper's NIC code (stevehuanghe/image_captioning, App. D's footnote 4) choice by choice; the
+# defaults follow it except where it has a defect (README: "coco_cap: the paper's NIC code").
+PRESETS = {"paper_code": {"encoder_bn": "train", "transform": "squash_crop_flip", "beam_end": "ignore", "loss_norm": "positions",
+                          "image_embed": "linear_bn", "init": "paper_code", "dropout_at": "output", "tokenizer": "nltk", "min_count": 4,
+                          "cut_train_captions": False, "max_length": 20, "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100,
+                          "embed": 100, "hidden": 300, "dropout": 0.1}}
+
+
 class CocoCaptioning(Task):
     name = "coco_cap"
     # 1: NIC on frozen pooled features, val2014 scored
-    version = "1"
+    # 2: at most max_length words decoded (was max_length + 1); the paper code's model choices as defaults
+    #    (image embedding + BatchNorm1d, its initialisation, dropout on the LSTM output only, nltk tokens,
+    #    min_count 4, training captions not cut) and its other choices as settings (preset=paper_code)
+    version = "2"
     description = "MS-COCO captioning with NIC on the backbone's pooled feature: BLEU-1..4, METEOR, ROUGE-L, CIDEr (coco-caption)"
     datasets = ("coco",)
     replaces_head = True  # the classifier is not used: the decoder reads the pooled feature
@@ -154,28 +167,55 @@ class CocoCaptioning(Task):
     )
 
     def default_config(self) -> dict[str, Any]:
-        return {"split": "val2014", "encoder": "frozen", "embed": 100, "hidden": 300, "dropout": 0.1, "min_count": 5, "max_length": 20,
-                "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100, "meteor": True,
-                "encoder_lr": 1e-4}
+        return {"split": "val2014", "encoder": "frozen", "embed": 100, "hidden": 300, "dropout": 0.1, "min_count": 4, "max_length": 20,
+                "beam": 20, "batch_size": 20, "lr": 0.001, "epochs": 100, "meteor": True, "encoder_lr": 1e-4,
+                "encoder_bn": "eval", "transform": "eval", "image_embed": "linear_bn", "init": "paper_code", "dropout_at": "output",
+                "tokenizer": "nltk", "cut_train_captions": False, "beam_end": "stop", "loss_norm": "tokens", "preset": "default"}
 
     def settings(self) -> dict[str, Setting]:
         return {
             "split": Setting("str", "val2014: train on train2014, score all of val2014 (the paper code's default); karpathy: train + restval, score the 5k test (dataset_coco.json)",
                              choices=("val2014", "karpathy")),
-            "encoder": Setting("str", "frozen: the backbone's pooled features computed once and cached, the decoder trains on them; "
-                               "finetune: the backbone trains with the decoder (the card's eval preprocessing, no augmentation; BatchNorm statistics frozen)", choices=("frozen", "finetune")),
+            "encoder": Setting("str", "frozen: the backbone's weights are not trained; "
+                               "finetune: the backbone trains with the decoder (Adam at encoder_lr; BatchNorm statistics frozen unless encoder_bn=train)", choices=("frozen", "finetune")),
             "encoder_lr": Setting("float", "Adam learning rate of the backbone with encoder=finetune", lo=0, lo_open=True),
+            "encoder_bn": Setting("str", "eval: the backbone's BatchNorm keeps the checkpoint's statistics (features cached); train (the paper's code): BatchNorm in "
+                                  "training mode while the decoder trains, each step's 20-image batch statistics, the drifted running statistics kept for the scored images",
+                                  choices=("eval", "train")),
+            "transform": Setting("str", "eval: the card's resize + center crop, features cached; squash_crop_flip (the paper's code): Resize([resize, resize]), "
+                                 "a random crop and a horizontal flip, a fresh draw every training step and one seeded draw per scored image", choices=TRANSFORMS),
+            "image_embed": Setting("str", "linear_bn (the paper's code): Linear(feature, embed) + BatchNorm1d(embed, momentum 0.01); linear: the linear layer only",
+                                   choices=("linear_bn", "linear")),
+            "init": Setting("str", "paper_code: N(0, 0.02) image embedding, U(-0.1, 0.1) word embedding and output layer, zero biases; pytorch: its default initialisation",
+                            choices=("paper_code", "pytorch")),
+            "dropout_at": Setting("str", "output (the paper's code): dropout on the LSTM output only; input_output: also on its input (image and word embeddings)",
+                                  choices=("output", "input_output")),
+            "tokenizer": Setting("str", "nltk (the paper's code): nltk's Treebank word tokens of the lower-cased caption, punctuation kept; "
+                                 "ptb: as coco-caption's scoring tokenizes (punctuation removed)", choices=TOKENIZERS),
+            "cut_train_captions": Setting("bool", "cut training captions at max_length words (the paper's code does not cut them)"),
+            "beam_end": Setting("str", "stop: a beam that emits <end> is finished and keeps its score, the best finished caption wins; ignore (the paper's code): "
+                                "<end> is not special, every beam runs max_length steps and is ranked by the sum of all its log-probabilities", choices=("stop", "ignore")),
+            "loss_norm": Setting("str", "tokens: cross-entropy averaged over the non-pad words; positions (the paper's code): summed over them, divided by batch x longest caption",
+                                 choices=("tokens", "positions")),
+            "preset": Setting("str", "paper_code: every choice of the paper's NIC code at once (default keeps the others as set)", choices=("default", *PRESETS)),
             "embed": Setting("int", "word and image embedding size", lo=1),
             "hidden": Setting("int", "LSTM hidden size", lo=1),
-            "dropout": Setting("float", "dropout on the LSTM's input and output", lo=0, hi=1, hi_open=True),
+            "dropout": Setting("float", "dropout probability (where: dropout_at)", lo=0, hi=1, hi_open=True),
             "min_count": Setting("int", "a training-caption word enters the vocabulary when seen this often", lo=1),
-            "max_length": Setting("int", "words per caption at most (training captions are cut, decoding stops)", lo=1),
+            "max_length": Setting("int", "words per decoded caption at most (and per training caption with cut_train_captions)", lo=1),
             "beam": Setting("int", "beam width of the caption search (1: greedy)", lo=1),
             "batch_size": Setting("int", "captions per training step", lo=1),
             "lr": Setting("float", "Adam learning rate", lo=0, lo_open=True),
             "epochs": Setting("int", "training epochs over every caption of train2014", lo=1),
             "meteor": Setting("bool", "compute METEOR (a Java process; the demo leaves it out for time)"),
         }
+
+    def preset(self, group: str, name: str) -> dict[str, Any]:
+        if name == "default":
+            return {}
+        if name not in PRESETS:
+            raise BenchError(f"unknown coco_cap preset '{name}'", f"use default or {' or '.join(PRESETS)}")
+        return PRESETS[name]
 
     def validate(self, config: dict[str, Any]) -> None:
         if config["encoder"] == "frozen" and config["encoder_lr"] != self.default_config()["encoder_lr"]:
@@ -184,6 +224,9 @@ class CocoCaptioning(Task):
     def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:
         from bench.data.fingerprint import Fingerprint
 
+        if config["transform"] == "squash_crop_flip" and card.preprocessing.crop > card.preprocessing.resize:
+            raise BenchError(f"transform=squash_crop_flip crops {card.preprocessing.crop} px out of {card.preprocessing.resize} x {card.preprocessing.resize}: the crop is larger",
+                             "pass --resize at least --crop, or --set transform=eval")
         root = data.dir("coco")
         sp = caption_splits(root, config["split"])
         fp = (Fingerprint().files("train", root, sp.train_paths, sizes=False).values("train/captions", sp.train_captions)
@@ -193,6 +236,7 @@ class CocoCaptioning(Task):
 
     def plan(self, ctx: RunContext) -> Plan:
         from bench.backbones.view import BackboneView
+        from bench.captioning.model import NICOptions
         from bench.captioning.train import DecoderConfig, Encoder, pooled_features
         from bench.captioning.vocab import Vocabulary, tokens
         from bench.evaluation import Split
@@ -203,29 +247,36 @@ class CocoCaptioning(Task):
         view = BackboneView(ctx.backbone.model, card)
         prep = card.to_dict()["preprocessing"]
         finetune = cfg["encoder"] == "finetune"
+        # the backbone runs in every training step when it trains, when its BatchNorm does, or when every step draws a new crop
+        in_loop = finetune or cfg["encoder_bn"] == "train" or cfg["transform"] != "eval"
+        changes_backbone = finetune or cfg["encoder_bn"] == "train"
+        look = {"preprocessing": prep, "transform": cfg["transform"]}
         stages, feats = {}, {}
         for role, paths in (("train", sp.train_paths), ("scored", sp.eval_paths)):
-            stages[role] = ctx.stage_dir("features", {"preprocessing": prep, "images": [str(p.relative_to(root)) for p in paths]})
-            if not (finetune and role == "train"):  # end to end, the training images go through the backbone every step
-                feats[role] = pooled_features(view, paths, stages[role], ctx.device, ctx.batch_size, ctx.workers, ctx.progress)
-        train_tokens = [[tokens(c) for c in caps] for caps in sp.train_captions]
+            stages[role] = ctx.stage_dir("features", {**look, "images": [str(p.relative_to(root)) for p in paths]})
+            if not (role == "train" and in_loop) and not (role == "scored" and changes_backbone):
+                feats[role] = pooled_features(view, paths, stages[role], ctx.device, ctx.batch_size, ctx.workers, ctx.progress, cfg["transform"], ctx.seed)
+        train_tokens = [[tokens(c, cfg["tokenizer"]) for c in caps] for caps in sp.train_captions]
         vocab = Vocabulary.build((t for caps in train_tokens for t in caps), cfg["min_count"])
-        encoded = [[vocab.encode(t, cfg["max_length"]) for t in caps] for caps in train_tokens]
-        dec_cfg = DecoderConfig(cfg["embed"], cfg["hidden"], cfg["dropout"], cfg["epochs"], cfg["batch_size"], cfg["lr"])
-        # what the decoder depends on: the training features (their stage's key: weights, preprocessing, images), the captions and the settings
-        stage = ctx.stage_dir("decoder", {"features": stages["train"].name, "vocab": list(vocab.words), "max_length": cfg["max_length"],
-                                          "decoder": dec_cfg.__dict__, "captions": [[c for c in caps] for caps in encoded],
-                                          **({"encoder": "finetune", "encoder_lr": cfg["encoder_lr"]} if finetune else {})})
-        encoder = Encoder(view, sp.train_paths, cfg["encoder_lr"], ctx.workers) if finetune else None
+        cut = cfg["max_length"] if cfg["cut_train_captions"] else None
+        encoded = [[vocab.encode(t, cut) for t in caps] for caps in train_tokens]
+        dec_cfg = DecoderConfig(cfg["embed"], cfg["hidden"], cfg["dropout"], cfg["epochs"], cfg["batch_size"], cfg["lr"], cfg["loss_norm"],
+                                NICOptions(cfg["image_embed"], cfg["init"], cfg["dropout_at"]))
+        # what the decoder depends on: the training features (their stage's key: weights, preprocessing, transform, images), the captions and the settings
+        stage = ctx.stage_dir("decoder", {"features": stages["train"].name, "vocab": list(vocab.words), "decoder": asdict(dec_cfg),
+                                          "captions": [[c for c in caps] for caps in encoded],
+                                          **({"encoder_loop": {"encoder_lr": cfg["encoder_lr"] if finetune else None, "encoder_bn": cfg["encoder_bn"]}} if in_loop else {})})
+        encoder = Encoder(view, sp.train_paths, cfg["encoder_lr"] if finetune else None, ctx.workers, cfg["encoder_bn"], cfg["transform"]) if in_loop else None
         decoder, info = self._decoder(ctx, feats.get("train"), encoded, len(vocab), dec_cfg, stage, encoder)
-        if finetune:  # the scored images' features, from the fine-tuned backbone (loaded into the view's model by the stage)
-            feats["scored"] = pooled_features(view, sp.eval_paths, stage / "scored", ctx.device, ctx.batch_size, ctx.workers, ctx.progress)
+        if changes_backbone:  # the scored images' features, from the backbone as the stage left it (weights or BatchNorm statistics)
+            feats["scored"] = pooled_features(view, sp.eval_paths, stage / "scored", ctx.device, ctx.batch_size, ctx.workers, ctx.progress, cfg["transform"], ctx.seed)
         decoder = decoder.to(ctx.device).eval()
         split = Split(cfg["split"], _Features(feats["scored"], sp.eval_ids), CaptionEvaluator(sp.references, vocab, cfg["meteor"]),
-                      forward=lambda batch: decoder.beam_search(batch[0], cfg["beam"], cfg["max_length"]), model=decoder)
-        details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"]},
+                      forward=lambda batch: decoder.beam_search(batch[0], cfg["beam"], cfg["max_length"], cfg["beam_end"]), model=decoder)
+        details = {"decoder": info, "vocabulary": {"words": len(vocab) - 4, "min_count": cfg["min_count"], "tokenizer": cfg["tokenizer"]},
                    "split": {"val2014": "train2014 -> val2014", "karpathy": "Karpathy train + restval -> test"}[cfg["split"]],
-                   "feature_dim": int(feats["scored"].shape[1]), "encoder": cfg["encoder"], "decoding": f"beam {cfg['beam']}, at most {cfg['max_length']} words"}
+                   "feature_dim": int(feats["scored"].shape[1]), "encoder": cfg["encoder"], "preset": cfg["preset"],
+                   "decoding": f"beam {cfg['beam']} (<end>: {cfg['beam_end']}), at most {cfg['max_length']} words"}
         return Plan([split], details)
 
     @staticmethod

@@ -132,7 +132,7 @@ class Localization(Task):
     metrics = (
         MetricSpec("top1_loc", True, description="paper: class right and IoU > 0.5, CAM of the predicted class, threshold 0.15 x max, largest component",
                    tables=("paper Table 9: Top-1 Loc",), headline=True),
-        MetricSpec("gt_known_loc", True, description="paper: IoU > 0.5, CAM of the true class", tables=("paper Table 9: GT-known Loc",)),
+        MetricSpec("gt_known_loc", True, description="paper protocol: IoU > 0.5, CAM of the true class (not in the paper's tables: Table 9 gives Top-1 Loc only)"),
         MetricSpec("top1_err", False, description="classification error of the fine-tuned classifier (paper protocol's crop)"),
         MetricSpec("maxboxacc", True, description="wsolevaluation MaxBoxAcc: largest contour, IoU >= 0.5, best threshold"),
         MetricSpec("maxboxacc_v2", True, description="wsolevaluation MaxBoxAccV2: mean of maxboxacc@{iou} (all contours, each IoU with its best threshold)",

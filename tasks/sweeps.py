@@ -98,8 +98,8 @@ class ImageNetOcclusion(Task):
         return {
             "sizes": Setting("ints", "sides of the centred square, pixels of the crop (0 to the crop)", lo=0, nonempty=True),
             "modes": Setting("strs", "center: fill inside the square; boundary: fill outside it", choices=("center", "boundary"), nonempty=True),
-            "fill": Setting("str", "the occluder: mean = the card's normalisation mean (0 after normalising, the paper's code zeroes normalised tensors); "
-                            "black = pixel value 0", choices=FILLS),
+            "fill": Setting("str", "the occluder: mean = the card's normalisation mean (0 after normalising, as zeroing a normalised tensor gives); "
+                            "black = pixel value 0. The paper says 'zeroed-out' and released no occlusion code, so which one it used is unknown", choices=FILLS),
         }
 
     def check(self, data: DataLocator, card: Any, config: dict[str, Any]) -> DataCheck:

@@ -1,6 +1,12 @@
 """The decoder's vocabulary, from the training captions: words seen at least `min_count` times
-(recorded), plus <pad>, <start>, <end> and <unk>. Captions are tokenized as coco-caption's
-scoring sees them (lower case, punctuation removed: bench.metrics.captions.python_tokenize)."""
+(recorded), plus <pad>, <start>, <end> and <unk>. Two tokenizers:
+- "nltk" (the paper's NIC code): nltk's Treebank word tokenizer on the lower-cased caption,
+  punctuation kept as tokens. The code calls `word_tokenize`, which first splits sentences with
+  the punkt model that nltk downloads at run time; bench passes `preserve_line=True` to skip that
+  step, which gives the same tokens for a caption of one sentence (a period inside a caption of
+  several sentences stays on its word: "dogs." rather than "dogs", ".").
+- "ptb": as coco-caption's scoring sees the caption (lower case, punctuation removed:
+  bench.metrics.captions.python_tokenize)."""
 
 from __future__ import annotations
 
@@ -14,7 +20,14 @@ PAD, START, END, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<start>", "<end>", "<unk>")
 
 
-def tokens(caption: str) -> list[str]:
+TOKENIZERS = ("nltk", "ptb")
+
+
+def tokens(caption: str, tokenizer: str = "ptb") -> list[str]:
+    if tokenizer == "nltk":
+        from nltk.tokenize import word_tokenize
+
+        return word_tokenize(caption.lower(), preserve_line=True)
     from bench.metrics.captions import python_tokenize
 
     return python_tokenize({0: [caption]})[0][0].split()
@@ -35,8 +48,8 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
-    def encode(self, toks: list[str], max_length: int) -> list[int]:
-        """<start> w1 .. wn <end> (at most max_length words), unknown words as <unk>."""
+    def encode(self, toks: list[str], max_length: int | None = None) -> list[int]:
+        """<start> w1 .. wn <end> (at most max_length words when given), unknown words as <unk>."""
         index = self._index()
         return [START] + [index.get(w, UNK) for w in toks[:max_length]] + [END]
 

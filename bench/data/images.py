@@ -41,6 +41,23 @@ def eval_transform(prep: Preprocessing) -> Callable[[Image.Image], torch.Tensor]
     ])
 
 
+def squash_crop_flip(image: Image.Image, prep: Preprocessing, draw: int) -> torch.Tensor:
+    """The paper's NIC code's image transform, at train and test alike: Resize([resize, resize])
+    (the aspect ratio squashed), a random crop x crop, a horizontal flip with probability 1/2;
+    uint8 CHW. `draw` seeds the crop and the flip, so a draw is the same in any worker."""
+    import random
+
+    from torchvision.transforms import functional as F
+
+    rng = random.Random(draw)
+    image = F.resize(image, [prep.resize, prep.resize], interpolation=transforms.InterpolationMode(prep.interpolation))
+    top, left = rng.randint(0, prep.resize - prep.crop), rng.randint(0, prep.resize - prep.crop)
+    image = F.crop(image, top, left, prep.crop, prep.crop)
+    if rng.random() < 0.5:
+        image = F.hflip(image)
+    return F.pil_to_tensor(image)
+
+
 class Normalizer:
     """uint8 batch -> float, /255, (x - mean) / std: the same operations as ToTensor + Normalize."""
 

@@ -258,7 +258,7 @@ def ssd(net: nn.Module, num_classes: int, mean: list[float], std: list[float], s
     backbone = SSDBackbone(net, size, extras, l2norm_scale)
     n = len(backbone.out_channels)
     ratios = [[2]] + [[2, 3]] * max(n - 3, 0) + [[2]] * min(2, n - 1)
-    if n == 6 and size == 300:  # SSD300's boxes exactly
+    if n == 6 and size == 300:  # SSD300's boxes (ssd.pytorch also clamps centres: 114 boxes of the 10x10 map differ by 4 px, tests/test_protocol_constants.py)
         anchors = DefaultBoxGenerator(ratios, scales=PRIOR_SCALES[prior_scales], steps=[8, 16, 32, 64, 100, 300])
     else:
         anchors = DefaultBoxGenerator(ratios, min_ratio=0.15, max_ratio=0.9)

@@ -1,0 +1,69 @@
+"""The published numbers the cards carry: every metric a card reports is one its task emits, and
+every paper-table metric of the ImageNet ResNet-50 tasks has its number in the four ResNet-50
+cards, equal to the paper's numbers as data (../shared/paper/cutmix-reference-numbers.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.cards import load_cards
+from tasks import TASKS
+
+R50 = ("r50_baseline", "r50_mixup", "r50_cutout", "r50_cutmix")
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "cutmix-reference-numbers.yaml"
+
+
+def _tasks():
+    return [entry.load()() for entry in TASKS.select("*")]
+
+
+def test_every_reported_metric_is_one_its_task_emits():
+    by_key: dict[str, list] = {}
+    for task in _tasks():
+        if task.reported_key:
+            by_key.setdefault(task.reported_key, []).append(task)
+    for card in load_cards().values():
+        for key, numbers in (card.provenance.get("reported") or {}).items():
+            assert key in by_key, f"{card.name} reports numbers for '{key}', which no task reads"
+            for metric in numbers:
+                for task in by_key[key]:
+                    task.metric_spec(metric)  # KeyError names the metric no spec declares
+
+
+def test_the_four_resnet50_cards_carry_every_paper_table_metric():
+    cards = load_cards()
+    checked = set()
+    for task in _tasks():
+        if task.name.startswith("cifar100") or not task.reported_key:
+            continue  # CIFAR-100 tables are PyramidNet-200's (their own cards)
+        table_metrics = [m.name for m in task.metrics if any(t.startswith("paper Table") for t in m.tables) and "{" not in m.name]
+        for name in R50:
+            reported = cards[name].reported(task.reported_key)
+            for metric in table_metrics:
+                if task.name == "voc_det":
+                    continue  # the combined task's columns are the two detectors' (checked through voc_det_frcnn / voc_det_ssd)
+                assert metric in reported, f"{name} lacks {task.name}'s {metric} (a paper table's number)"
+                checked.add(task.name)
+    assert {"imagenet_cls", "imagenet_loc", "cub_loc", "voc_det_frcnn", "voc_det_ssd", "coco_cap", "imagenet_fgsm"} <= checked
+
+
+@pytest.mark.skipif(not PAPER.is_file(), reason="the paper's numbers as data are in ../shared")
+def test_caption_and_fgsm_numbers_equal_the_papers():
+    paper = yaml.safe_load(PAPER.read_text())
+    names = {"bleu1": "bleu_1", "bleu2": "bleu_2", "bleu3": "bleu_3", "bleu4": "bleu_4", "meteor": "meteor", "rouge_l": "rouge_l", "cider": "cider"}
+    cards = load_cards()
+    for name in R50:
+        cap = cards[name].reported("coco_cap")
+        assert {names[k]: v for k, v in paper["coco_captioning_nic"][name].items()} == cap
+        assert cards[name].reported("imagenet_fgsm") == {"fgsm_top1_acc": paper["fgsm_top1_acc"][name]}
+    # written out from the paper's Table 11 and Table A1 (CutMix row), not from the card or the yaml
+    assert [cards[n].reported("imagenet_fgsm")["fgsm_top1_acc"] for n in R50] == [8.2, 24.4, 11.5, 31.0]
+    assert list(cards["r50_cutmix"].reported("coco_cap").values()) == [64.2, 46.3, 33.6, 24.9, 23.1, 49.0, 77.6]
+
+
+def test_the_released_cutmix_pyramidnet_card_pairs_no_sources():
+    """The released file's README gives its top-1 alone; Table 5's top-5 (2.97) belongs to its mean of three runs."""
+    assert load_cards()["pyramidnet200_cutmix"].reported("cifar100_cls") == {"top1_err": 14.23}

@@ -154,6 +154,37 @@ def check_data(task: Task, opts: RunOptions, card: BackboneCard, config: dict[st
         raise
 
 
+def matching_record(store: ResultsStore, task_name: str, card: BackboneCard, sha: str, opts: RunOptions) -> tuple[Any, str | None]:
+    """The stored record of `task_name` that another task may take a number from (a clean error):
+    the one cell that task would have for this checkpoint (card name and weights), at its current
+    version, with its default settings and this run's preprocessing, unlimited, on the data it
+    would score now (the fingerprint of what is on disk). Returns (record or None, why none was
+    used when the store holds another record of that checkpoint and task)."""
+    task = TASKS.get(task_name).load()()
+    newest = store.newest(card.name, sha, task_name)
+    try:
+        config = resolve_config(task, card, RunOptions(data=opts.data, seed=opts.seed))
+        data = task.check(opts.data, card, config)
+    except BenchError as exc:
+        return None, (f"stored {task_name} record {newest['run_id']} not used: its data cannot be checked against what is on disk ({exc.message})" if newest else None)
+    key = cell_key(card.name, sha, task.name, task.version, config_hash(config), opts.seed if task.seeded else None, data.fingerprint)
+    found = store.lookup(key)
+    if found is not None and not found["limited"]:
+        return found, None
+    if newest is None:
+        return None, None
+    why = []
+    if newest["task"]["version"] != task.version:
+        why.append(f"task version {newest['task']['version']}, not {task.version}")
+    if newest["task"]["config"].get("preprocessing") != config["preprocessing"]:
+        why.append("other preprocessing")
+    elif newest["task"]["config_hash"] != config_hash(config):
+        why.append("other settings")
+    if newest["data"]["fingerprint"] != data.fingerprint:
+        why.append(f"other data ({newest['data']['n_samples']} images then, {data.n_samples} now)")
+    return None, f"stored {task_name} record {newest['run_id']} not used: {', '.join(why) or 'another cell'} than this run needs"
+
+
 def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None, device: str, rank: int = 0, world_size: int = 1) -> CellOutcome:
     """Run (or fetch from the store) one backbone x task cell. Raises BenchError on user errors."""
     from bench.backbones.build import load_backbone_from, weights_identity
@@ -179,7 +210,7 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
     artifact_dir = cache_dir() / "artifacts" / task.name / key[:16]
 
     def stored(task_name: str) -> Any:
-        found = store.newest(card.name, sha, task_name) if store is not None else None
+        found = matching_record(store, task_name, card, sha, opts) if store is not None else (None, None)
         if world_size > 1:
             from bench.evaluation import broadcast
 

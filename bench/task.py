@@ -118,9 +118,10 @@ class RunContext:
     task: str = ""
     weights_sha256: str = ""
     log: bool = False  # training stages announce their size and estimate, and log steady lines without a terminal
-    # stored(task name): the newest complete record of this checkpoint (card name and weights) for
-    # another task, e.g. imagenet_c's clean error from imagenet_cls; None without one. Every rank
-    # gets rank 0's answer, so call it on every rank.
+    # stored(task name) -> (record or None, why not): the complete record of another task that
+    # this checkpoint's cell of it would be now (same preprocessing, default settings, the data on
+    # disk: bench.runner.matching_record), e.g. imagenet_c's clean error from imagenet_cls. Every
+    # rank gets rank 0's answer, so call it on every rank.
     stored: Any = None
 
     def stage_dir(self, stage: str, settings: dict[str, Any], family: str | None = None) -> Path:

@@ -108,7 +108,8 @@ class ImageNetClassification(Task):
 def clean_reference(ctx: RunContext, model: Any, normalize: Any) -> tuple[list[Split], Any, dict[str, Any]]:
     """The clean top-1 error that robustness tasks compare with (relative mCE, the change under
     distribution shift), by the task's `clean` setting. auto: the stored complete imagenet_cls
-    record of this checkpoint, else ImageNet val scored in this run when readable, else none;
+    record that this checkpoint's imagenet_cls cell would be now (same preprocessing, settings and
+    val fingerprint: bench.runner.matching_record), else ImageNet val scored in this run when readable, else none;
     run: always score ImageNet val here; none: no clean error. Returns the splits to run first
     (the clean pass, prefix clean_), a callable giving the error (percent or None) once they ran,
     and what the record says about where it came from."""
@@ -116,11 +117,14 @@ def clean_reference(ctx: RunContext, model: Any, normalize: Any) -> tuple[list[S
 
     mode = ctx.config["clean"]
     source: dict[str, Any] = {"mode": mode, "source": None}
-    stored = ctx.stored("imagenet_cls") if mode == "auto" and ctx.stored else None
+    stored, unused = ctx.stored("imagenet_cls") if mode == "auto" and ctx.stored else (None, None)
+    if unused:
+        source["unused"] = unused  # a record of this checkpoint exists, but for other preprocessing, settings or data
     evaluator: TopKEvaluator | None = None
     splits: list[Split] = []
     if stored is not None:
-        source.update(source="stored imagenet_cls record", run_id=stored["run_id"], top1_err=stored["metrics"]["top1_err"])
+        source.update(source="stored imagenet_cls record", run_id=stored["run_id"], top1_err=stored["metrics"]["top1_err"],
+                      cell_key=stored["cell_key"], data_fingerprint=stored["data"]["fingerprint"])
     elif mode in ("auto", "run"):
         card = ctx.backbone.card
         try:
@@ -144,5 +148,6 @@ def clean_reference(ctx: RunContext, model: Any, normalize: Any) -> tuple[list[S
     return splits, clean_error, source
 
 
-CLEAN_SETTING_HELP = ("the clean error to compare with. auto: the stored imagenet_cls record of this checkpoint, else ImageNet val scored here "
+CLEAN_SETTING_HELP = ("the clean error to compare with. auto: the stored imagenet_cls record of this checkpoint with this run's preprocessing, "
+                      "its default settings and the ImageNet val on disk now (same fingerprint), else ImageNet val scored here "
                       "if on disk, else none; run: always score ImageNet val here; none: no clean comparison")

@@ -131,11 +131,16 @@ class OodTask(Task):
             "scores": Setting("strs", "the OOD scores to compute (msp, max_logit and energy come from one forward pass; odin costs a backward and a second forward)",
                               choices=SCORES, nonempty=True),
             "odin.temperature": Setting("float", "ODIN's softmax temperature T", lo=0, lo_open=True),
-            "odin.epsilon": Setting("float", "ODIN's input step, in [0, 1] pixel units (ODIN: 0.0014; 0 = temperature scaling only)", lo=0, hi=1),
+            "odin.epsilon": Setting("float", f"ODIN's input step, in [0, 1] pixel units ({self.epsilon_source}; 0 = temperature scaling only)", lo=0, hi=1),
         }
 
+    # ODIN's README tunes epsilon per model and in-distribution set: 0.0014 for DenseNet on CIFAR-10,
+    # 0.0028 for DenseNet on CIFAR-100 (0.0028-0.0048 for Wide ResNet); it gives none for ImageNet
+    odin_epsilon = 0.0014
+    epsilon_source = "ODIN's README value for CIFAR-10; it lists none for ImageNet"
+
     def _score_defaults(self) -> dict[str, Any]:
-        return {"scores": ["msp", "max_logit", "energy"], "odin": {"temperature": 1000.0, "epsilon": 0.0014}}
+        return {"scores": ["msp", "max_logit", "energy"], "odin": {"temperature": 1000.0, "epsilon": self.odin_epsilon}}
 
     def validate(self, config: dict[str, Any]) -> None:
         for key in ("scores", "ood_sets"):
@@ -180,7 +185,10 @@ class OodTask(Task):
 class Cifar100Ood(OodTask):
     name = "cifar100_ood"
     # 1: CIFAR-100 test vs ODIN's five folders and two noise sets, card preprocessing, float64 scores
-    version = "1"
+    # 2: ODIN's folders read as they are (32x32 or refused), ODIN's CIFAR-100 epsilon 0.0028, skip_first and preset=odin_code
+    version = "2"
+    odin_epsilon = 0.0028
+    epsilon_source = "ODIN's README value for DenseNet on CIFAR-100"
     description = "OOD detection, CIFAR-100 test vs TinyImageNet/LSUN crop and resize, iSUN, uniform and Gaussian noise (paper Table 12)"
     datasets = ("cifar100", "ood")
     reported_key = "cifar100_ood"
@@ -189,7 +197,7 @@ class Cifar100Ood(OodTask):
     def default_config(self) -> dict[str, Any]:
         from bench.data.ood import CIFAR_OOD_SETS
 
-        return {"ood_sets": list(CIFAR_OOD_SETS), "noise_count": 10000, "noise_seed": 0, **self._score_defaults()}
+        return {"ood_sets": list(CIFAR_OOD_SETS), "noise_count": 10000, "noise_seed": 0, "skip_first": 0, "preset": "default", **self._score_defaults()}
 
     def settings(self) -> dict[str, Setting]:
         from bench.data.ood import CIFAR_OOD_SETS
@@ -198,7 +206,18 @@ class Cifar100Ood(OodTask):
                                     choices=CIFAR_OOD_SETS, nonempty=True),
                 "noise_count": Setting("int", "images per noise set (ODIN: as many as the CIFAR test set, 10,000)", lo=1),
                 "noise_seed": Setting("int", "seed of the noise images", lo=0),
+                "skip_first": Setting("int", "images left out at the start of every set, in-distribution and OOD (ODIN's code keeps the first 1,000 for tuning "
+                                      "and scores the other 9,000: preset=odin_code); 0 scores every image", lo=0),
+                "preset": Setting("str", "odin_code: ODIN's released code at once (scores msp and odin, T 1000, epsilon 0.0028, skip_first 1000)",
+                                  choices=("default", "odin_code")),
                 **self._score_settings()}
+
+    def preset(self, group: str, name: str) -> dict[str, Any]:
+        if name == "default":
+            return {}
+        if name != "odin_code":
+            raise BenchError(f"unknown cifar100_ood preset '{name}'", "use default or odin_code")
+        return {"scores": ["msp", "odin"], "odin.temperature": 1000.0, "odin.epsilon": 0.0028, "skip_first": 1000}
 
     def _read(self, data: DataLocator, card: Any, config: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
         from bench.data.cifar import read_cifar100
@@ -240,6 +259,7 @@ class Cifar100Ood(OodTask):
     def plan(self, ctx: RunContext) -> Plan:
         from bench.data.cifar import ArrayImages, array_transform
         from bench.data.images import ImageList, eval_transform
+        from bench.data.imagenet_c import SizedImages
         from bench.data.ood import NOISE_DEFINITION, NoiseImages
 
         card = ctx.backbone.card
@@ -248,17 +268,31 @@ class Cifar100Ood(OodTask):
         crop = card.preprocessing.crop
         ood = []
         sets: dict[str, Any] = {}
+        as_they_are = array_transform(card.preprocessing, (32, 32)) is None
         for name in ctx.config["ood_sets"]:
             if name in by_name:
                 f = by_name[name]
-                ood.append((name, ImageList(f.images, [-1] * len(f.images), eval_transform(card.preprocessing)), [str(p.relative_to(f.root)) for p in f.images]))
+                # ODIN reads its folders as they are (ToTensor only): a CIFAR card scores them unresized, and an image
+                # that is not 32x32 is refused rather than rescaled; a card that resizes CIFAR resizes these alike
+                images = (SizedImages(f.images, [-1] * len(f.images), 32, f"OOD set {name}") if as_they_are
+                          else ImageList(f.images, [-1] * len(f.images), eval_transform(card.preprocessing)))
+                ood.append((name, images, [str(p.relative_to(f.root)) for p in f.images]))
                 sets[name] = {"folder": str(f.root), "images": len(f.images)}
             else:
                 n = ctx.config["noise_count"]
                 ood.append((name, NoiseImages(name, n, crop, ctx.config["noise_seed"]), [f"{name}_{i:05d}" for i in range(n)]))
                 sets[name] = {"generated": NOISE_DEFINITION[name], "images": n, "size": crop, "seed": ctx.config["noise_seed"]}
         in_set = (ArrayImages(test.images, test.targets, array_transform(card.preprocessing, (32, 32))), test.names)
-        return Plan(self._splits(ctx, in_set, ood), counts="sum", details=self._details(ctx, sets))
+        skip = ctx.config["skip_first"]
+        if skip:  # ODIN's code: the first `skip` images of every set are left out (its tuning images)
+            for name, dataset in [(self.id_name, in_set[0])] + [(n, d) for n, d, _ in ood]:
+                if len(dataset) <= skip:
+                    raise BenchError(f"skip_first={skip} leaves no image of {name} ({len(dataset)} images)", "lower --set skip_first")
+            in_set = (torch.utils.data.Subset(in_set[0], range(skip, len(in_set[0]))), in_set[1])
+            ood = [(n, torch.utils.data.Subset(d, range(skip, len(d))), names) for n, d, names in ood]
+        details = self._details(ctx, sets)
+        details["skipped_per_set"] = skip
+        return Plan(self._splits(ctx, in_set, ood), counts="sum", details=details)
 
 
 class ImageNetOod(OodTask):

@@ -20,24 +20,42 @@ from tasks.classification import CLEAN_SETTING_HELP, TopKEvaluator
 
 
 class ShiftEvaluator(TopKEvaluator):
-    """Top-1/top-5 error, ECE and NLL of one set (in its class space), plus the change from clean."""
+    """Top-1/top-5 error, ECE and NLL of one set (in its class space), plus the change from clean:
+    `delta` against the clean error in the same class space (ImageNet-R/A: ImageNet-200, the val
+    images of their 200 classes scored with the same mask, as hendrycks/imagenet-r's eval.py;
+    the others: the 1000-class val error), and for ImageNet-R/A `delta_1k` against the 1000-class one."""
 
-    def __init__(self, image_names: list[str], clean_error: Any):
+    def __init__(self, image_names: list[str], clean_error: Any, clean_200: Any = None):
         super().__init__(image_names)
-        self.clean_error = clean_error
+        self.clean_error, self.clean_200 = clean_error, clean_200
 
     def metrics(self) -> dict[str, float]:
         out = super().metrics()
         clean = self.clean_error()
+        if self.clean_200 is None:
+            if clean is not None:
+                out["delta"] = out["top1_err"] - clean
+            return out
+        clean_200 = self.clean_200()
+        if clean_200 is not None:
+            out["delta"] = out["top1_err"] - clean_200
         if clean is not None:
-            out["delta"] = out["top1_err"] - clean
+            out["delta_1k"] = out["top1_err"] - clean
         return out
+
+
+def _clean_200(val: Any, subset: list[int]) -> tuple[list[Any], list[int]]:
+    """ImageNet val's images of a 200-class set's classes, with targets indexing the subset."""
+    position = {c: k for k, c in enumerate(subset)}
+    keep = [(p, position[t]) for p, t in zip(val.images, val.targets) if t in position]
+    return [p for p, _ in keep], [t for _, t in keep]
 
 
 class ImageNetShift(Task):
     name = "imagenet_shift"
     # 1: released layouts, card's eval preprocessing, ImageNet-R/A logits restricted to their 200 classes
-    version = "1"
+    # 2: ImageNet-R/A's delta against ImageNet-200 (their classes' val images, same mask); delta_1k against the 1000-class error
+    version = "2"
     description = "Top-1 error on ImageNetV2, ImageNet-Sketch, ImageNet-R and ImageNet-A, and the change from clean"
     datasets = SETS
     seeded = False
@@ -46,8 +64,15 @@ class ImageNetShift(Task):
         MetricSpec("clean_top5_err", False, description="top-5 error on ImageNet val, when scored in this run"),
         MetricSpec("clean_ece", False, description="ECE on ImageNet val, when scored in this run"),
         MetricSpec("clean_nll", False, unit="nats", description="NLL on ImageNet val, when scored in this run"),
+        MetricSpec("{set}_clean200_top1_err", False, description="ImageNet-200 top-1 error: ImageNet val's images of the set's 200 classes, "
+                   "logits restricted to them (hendrycks/imagenet-r eval.py); ImageNet-R and ImageNet-A only, scored in this run"),
+        MetricSpec("{set}_clean200_top5_err", False, description="ImageNet-200 top-5 error, as {set}_clean200_top1_err", detail=True),
+        MetricSpec("{set}_clean200_ece", False, description="ImageNet-200 ECE, 15 equal-width bins", detail=True),
+        MetricSpec("{set}_clean200_nll", False, unit="nats", description="ImageNet-200 NLL", detail=True),
         MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: top-1 error",), headline=True),
-        MetricSpec("{set}_delta", False, description="the set's top-1 error minus the clean ImageNet val top-1 error, points"),
+        MetricSpec("{set}_delta", False, description="the set's top-1 error minus the clean top-1 error in the same classes, points: "
+                   "ImageNet-R/A against ImageNet-200 ({set}_clean200_top1_err), ImageNetV2 and Sketch against the 1000-class val error"),
+        MetricSpec("{set}_delta_1k", False, description="ImageNet-R/A: the set's top-1 error minus the 1000-class val top-1 error, points"),
         MetricSpec("{set}_top5_err", False, description="top-5 error on the set", detail=True),
         MetricSpec("{set}_ece", False, description="ECE on the set, 15 equal-width bins", detail=True),
         MetricSpec("{set}_nll", False, unit="nats", description="NLL on the set", detail=True),
@@ -96,13 +121,31 @@ class ImageNetShift(Task):
         model = ctx.backbone.model.to(ctx.device)
         normalize = Normalizer(card.preprocessing, ctx.device)
         splits, clean_error, clean_source = clean_reference(ctx, model, normalize)
+        val = None
+        if ctx.config["clean"] != "none" and any(found.subset for _, found in sets):
+            from bench.data.imagenet import read_imagenet_val
+
+            try:
+                val = read_imagenet_val(ctx.data.dir("imagenet"), card.num_classes)
+            except BenchError as exc:
+                clean_source["imagenet_200"] = f"no ImageNet-200 error: ImageNet val is not readable ({exc.message}); ImageNet-R/A have delta_1k only"
         for _, found in sets:
             subset = torch.tensor(found.subset, device=ctx.device) if found.subset is not None else None
 
             def forward(batch: Any, subset: Any = subset) -> torch.Tensor:
                 logits = model(normalize(batch[0]))
                 return logits if subset is None else logits.index_select(1, subset)  # ImageNet-R/A: their 200 classes only
+            clean_200 = None
+            if subset is not None and val is not None:
+                images, targets = _clean_200(val, found.subset)
+                reference = TopKEvaluator([p.name for p in images])
+                splits.append(Split(f"{found.name}_clean200", ImageList(images, targets, eval_transform(card.preprocessing)), reference, forward=forward,
+                                    model=model, prefix=f"{found.name}_clean200_", details_key=f"{found.name}_clean200", counted=False))
+
+                def clean_200(reference: Any = reference) -> float:
+                    return float(100.0 * (reference.top_all[:, 0] != reference.targets_all).mean())
             splits.append(Split(found.name, ImageList(found.images, found.targets, eval_transform(card.preprocessing)),
-                                ShiftEvaluator([p.name for p in found.images], clean_error), forward=forward, model=model,
-                                prefix=f"{found.name}_", details_key=found.name))
-        return Plan(splits, counts="sum", details={"clean": clean_source, "restricted": {s.name: "logits restricted to its 200 classes" for _, s in sets if s.subset}})
+                                ShiftEvaluator([p.name for p in found.images], clean_error, clean_200 if subset is not None else None),
+                                forward=forward, model=model, prefix=f"{found.name}_", details_key=found.name))
+        restricted = {s.name: "logits restricted to its 200 classes; delta against ImageNet-200 (val images of those classes, same mask)" for _, s in sets if s.subset}
+        return Plan(splits, counts="sum", details={"clean": clean_source, "restricted": restricted})

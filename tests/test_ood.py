@@ -94,7 +94,7 @@ def independent_scores(root: Path, model) -> dict[str, dict[str, np.ndarray]]:
         with torch.no_grad():
             logits = model(x).double()
         out[name] = {"msp": torch.softmax(logits, 1).max(1).values.numpy(), "max_logit": logits.max(1).values.numpy(),
-                     "energy": torch.logsumexp(logits, 1).numpy(), "odin": np.array([odin_direct(model, xi, 1000.0, 0.0014) for xi in x]),
+                     "energy": torch.logsumexp(logits, 1).numpy(), "odin": np.array([odin_direct(model, xi, 1000.0, 0.0028) for xi in x]),
                      "pred": logits.argmax(1).numpy()}
     return out
 
@@ -130,7 +130,7 @@ def test_cifar100_ood_equals_an_independent_recomputation(run_bench, cifar_root,
     assert_informative({k: v for k, v in m.items() if k.startswith("msp_auroc@")})
     # the record says what each metric means and where the noise came from
     d = record["details"]
-    assert "ODIN" in d["conventions"]["tnr_at_tpr95"] and "OpenOOD" in d["conventions"]["fpr_at_tpr95_ood"] and d["odin"] == {"temperature": 1000.0, "epsilon": 0.0014}
+    assert "ODIN" in d["conventions"]["tnr_at_tpr95"] and "OpenOOD" in d["conventions"]["fpr_at_tpr95_ood"] and d["odin"] == {"temperature": 1000.0, "epsilon": 0.0028}  # ODIN's README value for CIFAR-100
     assert "N(0.5, 1)" in d["sets"]["gaussian"]["generated"] and d["sets"]["isun"]["images"] == N_FOLDER
     assert record["n_samples"]["total"] == 60 + 5 * N_FOLDER + 2 * N_NOISE
     # the stored per-sample scores give back every metric, exactly
@@ -256,6 +256,9 @@ def test_bad_imagenet_ood_is_one_line_and_stores_nothing(damage, extra, message,
     (lambda d: shutil.rmtree(d / "ood" / "iSUN"), (), "OOD set 'isun' not found"),
     (None, ("--set", "ood_sets=[lsun]"), "ood_sets takes a list of"),
     (lambda d: (d / "cifar-100-python" / "test").write_bytes(b"\x80\x02}q\x00"), (), "cannot read CIFAR file"),
+    # ODIN reads its folders as they are: an image of another size is refused, not rescaled to 32
+    (lambda d: Image.fromarray(np.zeros((36, 36, 3), np.uint8)).save(sorted((d / "ood" / "LSUN").rglob("*.*"))[0]), (), "is 36x36, not 32x32"),
+    (None, ("--set", "preset=odin_code"), "skip_first=1000 leaves no image of cifar100 (60 images)"),
 ])
 def test_bad_cifar100_ood_is_one_line_and_stores_nothing(damage, extra, message, run_bench, cifar_root, tmp_path):
     data = tmp_path / "data"
@@ -342,3 +345,35 @@ def test_bench_score_ood_says_what_is_missing(run_bench, tmp_path):
     code, out, err = run_bench("score", "ood", "--in", tmp_path / "in.npy", "--out", tmp_path / "in.npy")
     result = json.loads(out)
     assert code == 0 and result["unit"] == "percent" and result["sets"]["in"]["auroc"] == 50.0 and result["sets"]["in"]["detection_acc"] == 50.0
+
+
+def test_skip_first_leaves_out_the_first_images_of_every_set(run_bench, cifar_root, tmp_path):
+    """ODIN's code scores each set's images after its first 1,000; skip_first=k does the same with k."""
+    code, out, err = run_bench(*cifar_args(cifar_root, tmp_path / "r", "--set", "skip_first=5", "--set", "scores=[msp]"))
+    assert code == 0, err
+    (record,) = exported(run_bench, tmp_path / "r")
+    model = torchvision.models.resnet18(num_classes=100)
+    model.load_state_dict(torch.load(cifar_root / "r18.pth", weights_only=True))
+    ref = independent_scores(cifar_root, model.eval())
+    ins = ref["cifar100"]["msp"][5:]
+    for name in (*ODIN, "uniform", "gaussian"):
+        outs = ref[name]["msp"][5:]
+        y, s = np.r_[np.ones(len(ins)), np.zeros(len(outs))], np.r_[ins, outs]
+        assert record["metrics"][f"msp_auroc@{name}"] == pytest.approx(100 * roc_auc_score(y, s), abs=1e-9), name
+    assert record["n_samples"]["total"] == 60 + 5 * N_FOLDER + 2 * N_NOISE - 5 * 8 and record["details"]["skipped_per_set"] == 5
+
+
+def test_odin_score_equals_odins_steps_image_by_image():
+    """bench's batched ODIN against ODIN's calData.py steps written out one image at a time
+    (tempered loss for the gradient, sign, step / std, tempered softmax), per image."""
+    from bench.ood_scores import odin_score
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=100).eval()
+    x = torch.randn(6, 3, 32, 32)
+    std = torch.tensor(CIFAR_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    _, scores = odin_score(model, x, std, 1000.0, 0.0028)
+    expected = [odin_direct(model, xi, 1000.0, 0.0028) for xi in x]
+    assert scores.tolist() == pytest.approx(expected, abs=1e-7)
+    _, untempered = odin_score(model, x, std, 1.0, 0.0028)
+    assert untempered.tolist() != pytest.approx(expected, abs=1e-7)

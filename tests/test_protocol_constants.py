@@ -131,3 +131,61 @@ def test_ece_bins_are_lower_open_upper_closed_at_the_edges():
     # the reliability bins: an edge sample counts in the bin it closes
     bins = reliability(conf, correct)
     assert len(bins) == 15 and [b["count"] for b in bins] == [0, 1, 2, 1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 2]
+
+
+def test_voc07_match_needs_iou_strictly_above_half():
+    """The classic voc_eval: a detection is a hit when ovmax > 0.5; at exactly 0.5 (+1 pixel
+    convention: GT 10 x 10, detection 10 x 5 inside it) it is a false positive."""
+    from bench.metrics.voc import Detections, GroundTruth, voc_detection_ap
+
+    gt = [GroundTruth(np.array([[0.0, 0.0, 9.0, 9.0]]), np.array([0]), np.array([False]))]
+    half = Detections(np.array([0]), np.array([0]), np.array([0.9]), np.array([[0.0, 0.0, 9.0, 4.0]]))  # inter 50, union 100
+    above = Detections(np.array([0]), np.array([0]), np.array([0.9]), np.array([[0.0, 0.0, 9.0, 5.0]]))  # inter 60, union 100
+    assert voc_detection_ap(gt, half, 1)["map_voc07"] == 0.0
+    assert voc_detection_ap(gt, above, 1)["map_voc07"] == pytest.approx(100.0)
+
+
+def test_occlusion_defaults_sweep_to_the_full_crop_with_the_mean_fill():
+    """Paper Fig. 5a: hole sides from 0 to 224 (the crop); the fill is bench's documented default
+    (the paper says 'zeroed-out' and released no code)."""
+    from tasks.sweeps import ImageNetInBetween, ImageNetOcclusion
+
+    config = ImageNetOcclusion().default_config()
+    assert config["sizes"][0] == 0 and config["sizes"][-1] == 224 and config["fill"] == "mean"
+    assert ImageNetInBetween().default_config()["sizes"][-1] == 224
+
+
+def test_faster_rcnn_test_time_proposals_are_torchvisions_defaults():
+    import inspect
+
+    from torchvision.models.detection.faster_rcnn import FasterRCNN
+
+    from tasks.detection import FRCNN
+
+    sig = inspect.signature(FasterRCNN.__init__).parameters
+    expected = [sig[k].default for k in ("rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test")]
+    assert FRCNN["rpn_top_n"] == expected == [2000, 2000, 1000, 1000]
+
+
+def test_pyramidnet_widening_appends_zero_channels_to_the_shortcut():
+    """CutMix-PyTorch's pyramidnet.py: torch.cat((shortcut, zero padding), 1): the input's
+    channels first, the zeros after. With the residual branch silenced the block shows it."""
+    from bench.backbones.pyramidnet import Bottleneck
+
+    block = Bottleneck(16, 8).eval()  # 16 in, 32 out: 16 zero channels
+    with torch.no_grad():
+        block.bn4.weight.zero_()
+        block.bn4.bias.zero_()
+        x = torch.randn(2, 16, 5, 5)
+        out = block(x)
+    assert out.shape == (2, 32, 5, 5)
+    torch.testing.assert_close(out[:, :16], x) and torch.testing.assert_close(out[:, 16:], torch.zeros(2, 16, 5, 5))
+
+
+def test_cifar_normalisation_is_the_releases():
+    """CutMix-PyTorch test.py (and ODIN's cal.py): mean (125.3, 123.0, 113.9) / 255, std (63.0, 62.1, 66.7) / 255."""
+    from bench.cards import CIFAR_MEAN, CIFAR_STD, load_cards
+
+    assert CIFAR_MEAN == tuple(v / 255 for v in (125.3, 123.0, 113.9)) and CIFAR_STD == tuple(v / 255 for v in (63.0, 62.1, 66.7))
+    card = load_cards()["pyramidnet200_cutmix"]
+    assert card.preprocessing.std == pytest.approx(tuple(v / 255 for v in (63.0, 62.1, 66.7)), abs=1e-12)

@@ -105,7 +105,26 @@ def test_the_change_from_clean_uses_the_stored_imagenet_cls_record(run_bench, sh
     assert code == 0, err
     cls, shift = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
     assert shift["details"]["clean"]["run_id"] == cls["run_id"]
-    assert shift["metrics"]["imagenet_r_delta"] == pytest.approx(shift["metrics"]["imagenet_r_top1_err"] - cls["metrics"]["top1_err"])
+    m = shift["metrics"]
+    assert m["imagenet_r_delta_1k"] == pytest.approx(m["imagenet_r_top1_err"] - cls["metrics"]["top1_err"])
+    # ImageNet-R's own gap is against ImageNet-200 (hendrycks/imagenet-r eval.py): the val images of
+    # its 200 classes, logits restricted to them; recomputed here with torchvision and timm's lists
+    from torchvision import transforms as T
+
+    model = torchvision.models.resnet18(weights=None, num_classes=1000)
+    model.load_state_dict(torch.load(shift_root / "r18_1k.pth", weights_only=True))
+    data_val = torchvision.datasets.ImageFolder(str(data / "imagenet" / "val"), T.Compose([T.Resize(32), T.CenterCrop(32), T.ToTensor(),
+                                                                                           T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]))
+    full, r200 = timm_info("imagenet_synsets.txt"), timm_info("imagenet_r_synsets.txt")
+    mask = [full.index(w) for w in sorted(r200)]
+    keep = [i for i, t in enumerate(data_val.targets) if t in mask]
+    with torch.no_grad():
+        logits = torch.cat([model.eval()(torch.stack([data_val[i][0] for i in keep[k:k + 50]])) for k in range(0, len(keep), 50)])
+    predicted = [mask[j] for j in logits[:, mask].argmax(1).tolist()]
+    err200 = 100.0 * np.mean([p != data_val.targets[i] for p, i in zip(predicted, keep)])
+    assert len(keep) == 200 and m["imagenet_r_clean200_top1_err"] == pytest.approx(err200)
+    assert m["imagenet_r_delta"] == pytest.approx(m["imagenet_r_top1_err"] - err200)
+    assert m["imagenet_r_clean200_top1_err"] != pytest.approx(cls["metrics"]["top1_err"])  # the two references differ here
 
 
 @pytest.mark.parametrize("damage, extra, message", [
@@ -130,3 +149,13 @@ def test_bad_shift_sets_are_one_line_and_store_nothing(damage, extra, message, r
 def test_a_backbone_that_is_not_1000_way_is_refused(run_bench, cards, shift_root, tmp_path):
     code, _, err = run_bench("run", "--backbone", "tiny_a", "--task", "imagenet_shift", "--data-root", shift_root, "--results", tmp_path / "r")
     assert code != 0 and "scores 1000-way ImageNet classifiers, but tiny_a predicts 12 classes" in err
+
+
+def test_imagenet_v2_folders_are_class_indices_not_sorted_names(shift_root):
+    """ImageNetV2's folder k holds class k of the sorted wnid list; sorting the folder names as
+    strings ('0', '1', '10', '100', ...) would put class 10 at index 2."""
+    from bench.data.shift import read_shift_set
+
+    found = read_shift_set("imagenet_v2", shift_root / "imagenetv2-matched-frequency-format-val")
+    by_folder = {p.parent.name: t for p, t in zip(found.images, found.targets)}
+    assert by_folder["10"] == 10 and by_folder["100"] == 100 and by_folder["999"] == 999 and by_folder["2"] == 2

@@ -262,8 +262,44 @@ MUTANTS = [
          tests=["tests/test_cifar.py::test_the_five_release_cards",
                 "tests/test_cifar.py::test_a_release_checkpoint_loads_strictly_and_round_trips",
                 "tests/test_cifar.py::test_cifar100_cls_equals_an_independent_recomputation"]),
+    # ---------------- code written for issue 22 (not in the earlier tree) ----------------
+    dict(id="m41", file="bench/captioning/model.py",
+         old="for _ in range(max_length - 1):  # the first word is already out: max_length words in all\n            if bool(done.all()):\n                break\n            out, state = self.lstm(self.word(words.unsqueeze(1)), state)",
+         new="for _ in range(max_length):  # the first word is already out: max_length words in all\n            if bool(done.all()):\n                break\n            out, state = self.lstm(self.word(words.unsqueeze(1)), state)",
+         what="greedy decoding: one word more than max_length (the off-by-one the review found)",
+         tests=["tests/test_nic.py"]),
+    dict(id="m42", file="bench/runner.py", old="    found = store.lookup(key)\n", new="    found = newest\n",
+         what="clean=auto: the newest imagenet_cls record of the checkpoint, whatever its preprocessing and data",
+         tests=["tests/test_imagenet_c.py::test_a_stored_clean_record_of_other_preprocessing_or_other_data_is_not_used"]),
+    dict(id="m43", file="tasks/shift.py", old='out["delta"] = out["top1_err"] - clean_200', new='out["delta"] = out["top1_err"] - (clean if clean is not None else clean_200)',
+         what="ImageNet-R/A delta against the 1000-class error instead of ImageNet-200",
+         tests=["tests/test_shift.py::test_the_change_from_clean_uses_the_stored_imagenet_cls_record"]),
+    dict(id="m44", file="tasks/ood.py", old="as_they_are = array_transform(card.preprocessing, (32, 32)) is None", new="as_they_are = False",
+         what="ODIN's folders resized by the card's transform again (a 36x36 image silently rescaled)",
+         tests=["tests/test_ood.py::test_bad_cifar100_ood_is_one_line_and_stores_nothing"]),
+    dict(id="m45", file="bench/captioning/train.py", old='count = targets.numel() if norm == "positions" else', new='count = int((targets != PAD).sum()) if norm == "positions" else',
+         what="loss_norm=positions divides by the non-pad tokens (the paper code's B x T_max lost)",
+         tests=["tests/test_nic.py::test_caption_loss_normalisations"]),
+    dict(id="m46", file="bench/captioning/model.py", old='        stop = end == "stop"\n', new='        stop = True\n',
+         what="beam_end=ignore behaves as stop (the paper code's search lost)",
+         tests=["tests/test_nic.py::test_beam_end_ignore_is_the_paper_codes_search"]),
 ]
 
 
+pc = "tests/test_protocol_constants.py::"
 # tests written for issue 22 that cover the same families (run as well where the tree has them)
-EXTRA: dict[str, list[str]] = {}
+EXTRA: dict[str, list[str]] = {
+    "m01": [pc + "test_alexnet_errors_are_augmixs_value_for_value", pc + "test_mce_of_a_table_by_hand_with_augmixs_constants"],
+    "m02": [pc + "test_ssd300_voc_priors_on_all_six_maps_are_ssd_pytorchs"],
+    "m03": [pc + "test_ece_bins_are_lower_open_upper_closed_at_the_edges"],
+    "m04": [pc + "test_ece_bins_are_lower_open_upper_closed_at_the_edges"],
+    "m05": [pc + "test_mce_of_a_table_by_hand_with_augmixs_constants", pc + "test_alexnet_clean_error_is_torchvisions_alexnet"],
+    "m09": [pc + "test_voc07_match_needs_iou_strictly_above_half"],
+    "m23": ["tests/test_ood.py::test_odin_score_equals_odins_steps_image_by_image"],
+    "m28": [pc + "test_occlusion_defaults_sweep_to_the_full_crop_with_the_mean_fill"],
+    "m29": [pc + "test_occlusion_defaults_sweep_to_the_full_crop_with_the_mean_fill"],
+    "m31": ["tests/test_shift.py::test_imagenet_v2_folders_are_class_indices_not_sorted_names"],
+    "m37": [pc + "test_faster_rcnn_test_time_proposals_are_torchvisions_defaults"],
+    "m39": [pc + "test_pyramidnet_widening_appends_zero_channels_to_the_shortcut"],
+    "m40": [pc + "test_cifar_normalisation_is_the_releases"],
+}

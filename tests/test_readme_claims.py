@@ -137,3 +137,59 @@ def test_ssd300_priors_of_the_38x38_map_are_ssd_pytorchs(scales, min_size, max_s
         sizes = [(min_size, min_size), (big, big), (min_size * 2**0.5, min_size / 2**0.5), (min_size / 2**0.5, min_size * 2**0.5)]
         expected = torch.tensor([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] for w, h in sizes])
         torch.testing.assert_close(first, expected.float(), atol=1e-3, rtol=0)
+
+
+def _readme() -> str:
+    return (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_the_nic_table_matches_the_settings_and_the_preset():
+    """Each row of the README's coco_cap table names a setting; its 'paper code' value is what
+    preset=paper_code sets and its 'bench default' value is the task's default."""
+    import re
+
+    from tasks.captioning import PRESETS, CocoCaptioning
+
+    text = _readme()
+    start = text.index("| choice | the paper's NIC code | bench default | why |")
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    task = CocoCaptioning()
+    defaults, preset = task.default_config(), PRESETS["paper_code"]
+    seen = set()
+    for row in rows:
+        choice, code, default, why = [c.strip() for c in row.strip("|").split("|")]
+        name = re.search(r"`(\w+)`", choice).group(1)
+        def first(cell: str) -> str:
+            return re.search(r"`([^`]+)`|(\d+)", cell).group(0).strip("`")
+        show = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
+        assert first(code) == show(preset[name]), (name, code)
+        assert first(default) == show(defaults[name]), (name, default)
+        assert ("defect" in why) == (preset[name] != defaults[name]), name  # a default departs from the code only for a defect
+        seen.add(name)
+    assert {"encoder_bn", "transform", "image_embed", "init", "dropout_at", "tokenizer", "min_count", "cut_train_captions", "max_length",
+            "beam_end", "loss_norm"} <= seen
+    assert set(preset) <= set(task.settings())
+
+
+def test_cider_is_described_as_cider_d_which_pycocoevalcap_computes():
+    import inspect
+
+    from pycocoevalcap.cider import cider_scorer
+
+    source = inspect.getsource(cider_scorer)
+    assert "sigma=6.0" in source.replace(" ", "") and "min(" in source and "*= 10.0" in source  # Gaussian length penalty, clipping, x10
+    text = _readme()
+    assert "not CIDEr-D" not in text and "which is CIDEr-D" in text
+
+
+def test_odin_epsilon_defaults_are_odins_per_data_set():
+    from tasks.ood import Cifar100Ood, ImageNetOod
+
+    assert Cifar100Ood().default_config()["odin"]["epsilon"] == 0.0028 and ImageNetOod().default_config()["odin"]["epsilon"] == 0.0014
+    assert "0.0028 for DenseNet on CIFAR-100" in _readme()
+    preset = Cifar100Ood().preset("", "odin_code")
+    assert preset["skip_first"] == 1000 and preset["odin.epsilon"] == 0.0028

@@ -178,3 +178,33 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeyp
 def test_encoder_lr_needs_a_training_encoder(run_bench, tmp_path):
     code, out, _ = run_bench("validate", "--backbone", "mini_cutmix", "--task", "coco_cap", "--set", "encoder_lr=0.01", "--data-root", tmp_path)
     assert code == 1 and "encoder_lr applies to encoder=finetune only" in out
+
+
+def test_the_paper_code_preset_trains_with_the_backbone_in_the_loop(run_bench, tmp_path, coco_root, ckpt):
+    """preset=paper_code: every value of the NIC code in the record (--mini and --set still win),
+    BatchNorm statistics drifted by the training batches and kept by the stage, scores equal to
+    coco-caption's on the stored captions."""
+    from bench.data.coco import read_captions
+    from bench.metrics.captions import caption_metrics
+    from tasks.captioning import PRESETS
+
+    code, out, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", "--set", "preset=paper_code", "--set", "epochs=1"))
+    assert code == 0, err
+    (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    config = record["task"]["config"]
+    mini_or_set = {"epochs", "beam", "batch_size", "lr", "min_count", "max_length"}
+    assert all(config[k] == v for k, v in PRESETS["paper_code"].items() if k not in mini_or_set) and config["preset"] == "paper_code"
+    assert config["epochs"] == 1 and config["beam"] == 2  # --set wins over the preset
+    info = record["details"]["decoder"]
+    assert info["encoder_batchnorm"].startswith("training mode") and info["transform"] == "squash_crop_flip" and info["config"]["loss_norm"] == "positions"
+    stage = torch.load(Path(info["stage_dir"]) / "decoder.pt", weights_only=True)
+    original = {k.removeprefix("module."): v for k, v in torch.load(ckpt, weights_only=True)["state_dict"].items()}
+    drifted = [k for k in stage["backbone"] if k.endswith("running_mean") and not torch.equal(stage["backbone"][k], original[k])]
+    assert drifted  # the statistics moved with the training batches
+    assert all(torch.equal(stage["backbone"][k], original[k]) for k in original
+               if (k.endswith("weight") or k.endswith("bias")) and not k.startswith("fc."))  # weights frozen (the classifier is not used)
+    rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
+    refs = read_captions(coco_root / "coco" / "annotations" / "captions_val2014.json")
+    expected, _ = caption_metrics(refs.captions, {r["image_id"]: r["caption"] for r in rows})
+    for name, value in record["metrics"].items():
+        assert value == pytest.approx(expected[name], abs=1e-9), name

@@ -119,18 +119,19 @@ def test_ece_bins_are_lower_open_upper_closed_at_the_edges():
     from bench.metrics.calibration import expected_calibration_error, reliability
 
     edges = torch.linspace(0, 1, 16, dtype=torch.float64).numpy()
-    conf = np.array([edges[3], edges[3] - 0.01, edges[3] + 0.01, edges[8], edges[8] - 0.02, edges[9] - 0.001, edges[15], edges[15] - 0.03, 0.1])
-    correct = np.array([0, 1, 1, 1, 0, 0, 1, 0, 1])
+    conf = np.array([edges[3], edges[3] - 0.01, edges[3] + 0.01, edges[8], edges[8] - 0.02, edges[9] - 0.001, edges[15], edges[15] - 0.03, 0.1, 0.62, 0.68])
+    correct = np.array([0, 1, 1, 1, 0, 0, 1, 0, 1, 1, 0])
     ref = _ece_reference(conf, correct)
     assert expected_calibration_error(conf, correct) == pytest.approx(ref, abs=1e-12)
+    assert _ece_reference(conf, correct, 10) != pytest.approx(ref, abs=1e-6)  # 0.62 and 0.68 share a bin of ten, not of fifteen
     # by hand: bin (2/15, 3/15] holds edges[3] and edges[3]-0.01; (3/15, 4/15] holds edges[3]+0.01 alone; ...
     by_hand = (abs(0.5 - (2 * edges[3] - 0.01) / 2) * 2 + abs(1 - (edges[3] + 0.01))
                + abs(0.5 - (2 * edges[8] - 0.02) / 2) * 2 + abs(0 - (edges[9] - 0.001))
-               + abs(0.5 - (2 * edges[15] - 0.03) / 2) * 2 + abs(1 - 0.1)) / 9 * 100
+               + abs(0.5 - (2 * edges[15] - 0.03) / 2) * 2 + abs(1 - 0.1) + abs(1 - 0.62) + abs(0 - 0.68)) / 11 * 100
     assert ref == pytest.approx(by_hand, abs=1e-12)
     # the reliability bins: an edge sample counts in the bin it closes
     bins = reliability(conf, correct)
-    assert len(bins) == 15 and [b["count"] for b in bins] == [0, 1, 2, 1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 2]
+    assert len(bins) == 15 and [b["count"] for b in bins] == [0, 1, 2, 1, 0, 0, 0, 2, 1, 1, 1, 0, 0, 0, 2]
 
 
 def test_voc07_match_needs_iou_strictly_above_half():

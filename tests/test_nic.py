@@ -21,6 +21,16 @@ def _model(vocab: int = 6, seed: int = 0) -> NIC:
     return model
 
 
+def _score(model: NIC, feature: torch.Tensor, seq: tuple[int, ...]) -> float:
+    """The sum of the sequence's log-probabilities, one LSTM call per prefix."""
+    logp, state = model._start(feature[None])
+    score = float(logp[0, seq[0]])
+    for prev, word in zip(seq, seq[1:]):
+        out, state = model.lstm(model.word(torch.tensor([[prev]])), state)
+        score += float(torch.log_softmax(model.out(out[:, -1]), -1)[0, word])
+    return score
+
+
 def _exhaustive(model: NIC, feature: torch.Tensor, max_length: int) -> list[int]:
     """Every token sequence of at most max_length tokens (<end> included, as the paper's NIC code
     predicts max_length tokens in all) that ends at <end> or at the limit, scored by the sum of
@@ -31,11 +41,7 @@ def _exhaustive(model: NIC, feature: torch.Tensor, max_length: int) -> list[int]
         for seq in itertools.product(range(vocab), repeat=n):
             if END in seq[:-1] or (n < max_length and seq[-1] != END):
                 continue
-            logp, state = model._start(feature[None])
-            score = float(logp[0, seq[0]])
-            for prev, word in zip(seq, seq[1:]):
-                out, state = model.lstm(model.word(torch.tensor([[prev]])), state)
-                score += float(torch.log_softmax(model.out(out[:, -1]), -1)[0, word])
+            score = _score(model, feature, seq)
             if score > best_score:
                 best, best_score = list(seq), score
     return [w for w in best if w != END]
@@ -117,11 +123,7 @@ def _every_sequence(model: NIC, feature: torch.Tensor, max_length: int) -> list[
     vocab = model.out.out_features
     best, best_score = None, float("-inf")
     for seq in itertools.product(range(vocab), repeat=max_length):
-        logp, state = model._start(feature[None])
-        score = float(logp[0, seq[0]])
-        for prev, word in zip(seq, seq[1:]):
-            out, state = model.lstm(model.word(torch.tensor([[prev]])), state)
-            score += float(torch.log_softmax(model.out(out[:, -1]), -1)[0, word])
+        score = _score(model, feature, seq)
         if score > best_score:
             best, best_score = list(seq), score
     return best[:best.index(END)] if END in best else best

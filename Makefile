@@ -6,8 +6,13 @@ STAMP := $(VENV)/.bench-installed
 
 .PHONY: demo test clean-venv
 
+# TORCH_INDEX: a wheel index to take torch and torchvision from first, e.g. PyTorch's CPU-only
+# builds (make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu): no CUDA libraries on disk
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet --disable-pip-version-check --index-url $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	# imagecorruptions-imaug pulls the GUI build of OpenCV (needs libGL); both install the same cv2
 	# module, so keep only the headless one, which runs on servers without a display stack
@@ -19,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bench demo
 
 test: $(STAMP)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --durations=10
 
 clean-venv:
 	rm -rf $(VENV)

@@ -219,11 +219,37 @@ def looks_like_path(spec: str) -> bool:
     )
 
 
-def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None = None, preprocessing: dict[str, Any] | None = None) -> BackboneCard:
+DISPLAY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def split_display_name(spec: str) -> tuple[str | None, str]:
+    """'NAME=PATH' (a checkpoint file with a display name) -> (NAME, PATH); anything else -> (None, spec)."""
+    name, sep, rest = spec.partition("=")
+    if sep and rest and DISPLAY_NAME.match(name) and not os.path.exists(spec):
+        return name, rest
+    return None, spec
+
+
+def check_display_name(name: str, path: Path) -> None:
+    if not DISPLAY_NAME.match(name):
+        raise BenchError(f"display name '{name}' of {path} may hold only letters, digits and _ . + - (starting with a letter or digit)", "e.g. --name r50_mine")
+    cards = load_cards()
+    if name in cards or any(name in c.aliases for c in cards.values()):
+        raise BenchError(f"display name '{name}' of {path} is the name of a card", "pick another name, so that tables never mix the file with the card's weights")
+
+
+def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None = None, preprocessing: dict[str, Any] | None = None,
+                     name: str | None = None) -> BackboneCard:
     """Turn what the user typed into a card.
 
+    A checkpoint file is shown (and stored) under its file name, or under `name` (--name, or
+    NAME=PATH in the list); its weights' sha256 is part of its identity either way.
     `preprocessing` may hold 'from' (a card whose preprocessing to use) and any of resize, crop,
     interpolation, mean, std (--preprocessing-from, --resize, ...)."""
+    given, spec = split_display_name(spec)
+    name = given or name
+    if name and not looks_like_path(spec):
+        raise BenchError(f"a display name ('{name}') applies to a checkpoint file, and {spec} is not one", "cards, torchvision: and timm: backbones keep their own names")
     if spec.startswith("torchvision:"):
         card = torchvision_card(spec.split(":", 1)[1])
     elif spec.startswith("timm:"):
@@ -233,6 +259,8 @@ def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None
         if not path.exists():
             raise BenchError(f"checkpoint file {path} does not exist", "check the path")
         if path.suffix in (".yaml", ".yml"):
+            if name:
+                raise BenchError(f"a display name ('{name}') applies to a checkpoint file, and {path} is a card", "a card's name is the one in its file")
             card = read_card_file(path)
         else:
             if not arch:
@@ -240,8 +268,10 @@ def resolve_backbone(spec: str, arch: str | None = None, num_classes: int | None
                     f"a checkpoint file needs its architecture: {path}",
                     "pass --arch (e.g. --arch resnet50, --arch timm:resnext101_32x4d)",
                 )
+            if name:
+                check_display_name(name, path)
             card = BackboneCard(
-                name=path.name,
+                name=name or path.name,
                 arch=arch,
                 description=f"local checkpoint {path}",
                 weights=Weights(file=str(path.resolve()), format="auto"),

@@ -21,13 +21,22 @@ examples:
   bench run --backbone r50_cutmix --task imagenet_cls --data-root /data
   bench run --backbone 'r50_*' --task imagenet_cls --limit 500
   bench run --backbone ./new.pth --arch resnet50 --task imagenet_cls
+  bench run --backbone mine=runs/a/model_best.pth.tar,theirs=runs/b/model_best.pth.tar --arch resnet50 --task imagenet_cls
   bench run --backbone torchvision:resnet50.IMAGENET1K_V1 --task imagenet_cls
   bench report --backbones 'r50_*'
+  bench list results --results ~/.cache/bench/mini/results
   bench export --format json > results.json
   bench demo
 
 environment: BENCH_DATA (data root), BENCH_RESULTS (results folder), BENCH_CACHE (weights and
 artifacts, default ~/.cache/bench), BENCH_CARDS (extra folders of backbone cards)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (the usage is in --help)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"bench: error: {message} (see '{self.prog} --help')\n")
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -38,9 +47,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_selection_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to run")
-    g.add_argument("--backbone", required=True, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or a checkpoint file")
+    g.add_argument("--backbone", required=True, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or checkpoint files (PATH or NAME=PATH, all of --arch)")
     g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
-    g.add_argument("--arch", help="architecture of a checkpoint file: torchvision name (resnet50), pyramidnet200 (CIFAR, CutMix-PyTorch's), timm:NAME or module:callable")
+    g.add_argument("--arch", help="architecture of the checkpoint files named: torchvision name (resnet50), pyramidnet200 (CIFAR, CutMix-PyTorch's), timm:NAME or module:callable")
+    g.add_argument("--name", help="display name of the one checkpoint file named, used in tables and the store (default: its file name); "
+                                  "for several files write NAME=PATH in --backbone. The name is part of the cell, like a card's: the same file under another name runs again")
     g.add_argument("--num-classes", type=int, help="classifier outputs of a checkpoint file (default: the card's, 1000)")
     g = p.add_argument_group("preprocessing (a checkpoint file gets resize 256, crop 224, bilinear, ImageNet mean/std unless told)")
     g.add_argument("--preprocessing-from", metavar="CARD", help="use this card's eval preprocessing (e.g. mini_cutmix for a copy of its weights)")
@@ -55,7 +66,7 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bench",
         description="Evaluation and transfer benchmarks for pretrained vision backbones.",
         epilog=EXAMPLES,
@@ -65,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     # the same two flags after the subcommand (bench run ... --debug); SUPPRESS keeps the value set before it
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     flags = common.add_argument_group("output")
     flags.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     flags.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
@@ -75,11 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = _sub(sub, "list", help="list backbones, tasks or a task's settings",
-             description="List backbone cards or tasks, optionally filtered by a wildcard, or every setting of one task (its type, default, mini value and meaning).",
-             epilog="examples:\n  bench list backbones 'r50_*'\n  bench list tasks\n  bench list settings cub_loc", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["backbones", "tasks", "settings"])
-    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'r50_*' (settings: the task's name)")
+    p = _sub(sub, "list", help="list backbones, tasks, a task's settings or stored results",
+             description="List backbone cards or tasks, optionally filtered by a wildcard, every setting of one task (its type, default, mini value and meaning), "
+                         "or the results stored (backbone, task, settings that differ from the defaults, seed, date, limited, samples file).",
+             epilog="examples:\n  bench list backbones 'r50_*'\n  bench list tasks\n  bench list settings cub_loc\n"
+                    "  bench list results 'mini_*' --tasks imagenet_c --results ~/.cache/bench/mini/results", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["backbones", "tasks", "settings", "results"])
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'r50_*' (settings: the task's name; results: backbones)")
+    p.add_argument("--tasks", default="*", help="results: wildcard or comma list of task names")
+    p.add_argument("--results", help="results: the results folder (default: $BENCH_RESULTS or ./results)")
 
     p = _sub(sub, "validate", help="check backbone, task and data without running", description="Resolve backbones, tasks and dataset paths, and say what is missing, without running anything.")
     _add_selection_args(p)
@@ -200,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--samples", help="instead of --in/--out: the samples file of a cifar100_ood or imagenet_ood run")
     q.add_argument("--score", help="with --samples: which stored score (msp, max_logit, energy, odin; default msp)")
 
-    p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build a small ImageNet-layout dataset of handwritten digits, train a small ResNet on it, evaluate it with bench and write reports/demo/.")
+    p = _sub(sub, "demo", help="the embedded mini benchmark, offline", description="Build small data sets of handwritten digits in the real layouts, train a small ResNet four ways on them, evaluate the four with every task "
+                                   "that has a mini variant, and write reports/demo/README.md. One line per stage on stderr; at the end the comparison table, "
+                                   "the results and data folders and the commands to try next.")
     p.add_argument("--workdir", help="where the mini data and results go (default: $BENCH_CACHE/mini)")
     p.add_argument("--output", default="reports/demo", help="where the table is written")
     p.add_argument("--seed", type=int, default=0, help="generator and training seed (a new seed builds new data and backbones)")
@@ -212,62 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _matches(name: str, pattern: str) -> bool:
     return any(fnmatch.fnmatchcase(name, p.strip()) for p in pattern.split(","))
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    if args.what == "settings":
-        return list_settings(args.pattern)
-    if args.what == "tasks":
-        from tasks import TASKS
-
-        if not any(ch in args.pattern for ch in "*?[,"):
-            TASKS.get(args.pattern)  # an unknown name answers with "did you mean"
-        names = [n for n in TASKS.names() if _matches(n, args.pattern)]
-        width = max((len(n) for n in names), default=0)
-        for n in names:
-            print(f"{n.ljust(width)}  {TASKS.get(n).description}")
-        if not names:
-            raise BenchError(f"no task matches '{args.pattern}'", "run 'bench list tasks'")
-        return 0
-    from bench.cards import find_card, load_cards
-    from bench.registry import is_pattern
-
-    if not is_pattern(args.pattern) and "," not in args.pattern:
-        find_card(args.pattern)  # an unknown name answers with "did you mean"
-    cards = [c for c in load_cards().values() if _matches(c.name, args.pattern) or any(_matches(a, args.pattern) for a in c.aliases)]
-    width = max((len(c.name) for c in cards), default=0)
-    for c in cards:
-        print(f"{c.name.ljust(width)}  {c.description}")
-    if args.pattern == "*":
-        print("\nalso: torchvision:ARCH[.WEIGHTS], timm:NAME (with timm installed), or a checkpoint file with --arch")
-    if not cards and args.pattern != "*":
-        raise BenchError(f"no backbone matches '{args.pattern}'", "run 'bench list backbones'")
-    return 0
-
-
-def list_settings(name: str) -> int:
-    """Every setting of one task: name, type and range, default, --mini value, meaning."""
-    from bench.settings import flat
-    from tasks import TASKS
-
-    if name == "*" or any(ch in name for ch in "*?[,"):
-        raise BenchError("bench list settings needs one task's name", "e.g. bench list settings cub_loc (see 'bench list tasks')")
-    entry = TASKS.get(name)
-    task = entry.load()()
-    defaults = flat(task.default_config())
-    mini = entry.mini or {}
-    specs = task.settings()
-
-    def show(value: Any) -> str:
-        return "null" if value is None else json.dumps(value) if isinstance(value, (list, bool)) else str(value)
-
-    rows = [[key, spec.accepts(), show(defaults.get(key)), show(mini[key]) if key in mini else "", spec.help] for key, spec in specs.items()]
-    from bench.tables import markdown
-
-    print(f"{name} v{task.version}: {entry.description}\n")
-    print(markdown(["Setting", "Takes", "Default", "--mini", "Meaning"], rows))
-    print(f"\nset with --set KEY=VALUE (a YAML value); any change is a new cell. e.g. bench run --backbone B --task {name} --set {next(iter(specs), 'KEY')}=...")
-    return 0
 
 
 def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
@@ -315,10 +276,14 @@ def _options(args: argparse.Namespace) -> Any:
         preprocessing=_preprocessing(args),
         overrides=_parse_sets(args.set),
         mini=getattr(args, "mini", False),
+        name=args.name,
     )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import check_names
+
+    check_names(args.backbone, args.task)  # before torch is imported
     from bench.evaluation import world
     from bench.runner import run_grid
     from bench.tables import run_table
@@ -338,16 +303,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Resolve every cell as run would, without loading weights or running; list problems."""
     from bench.backbones.download import verify_sha256, weights_path
     from bench.cards import expand_backbones, resolve_backbone
-    from bench.runner import resolve_config, select_tasks
+    from bench.runner import check_names, display_names, resolve_config, select_tasks
     from bench.store import DB_NAME, ResultsStore, cell_key, config_hash
 
+    check_names(args.backbone, args.task)  # before torch is imported
     opts = _options(args)
     tasks = select_tasks(args.task)
     problems = 0
     store = ResultsStore.open(opts.results, write=False) if (opts.results / DB_NAME).is_file() else None
-    for spec in expand_backbones(args.backbone):
+    specs = expand_backbones(args.backbone)
+    names = display_names(specs, opts)
+    for spec in specs:
         try:
-            card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing)
+            card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing, names[spec])
         except BenchError as exc:
             print(f"✗ {spec}: {one_line(exc)}")
             problems += 1
@@ -448,7 +416,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if getattr(args, flag) <= 0:
             raise BenchError(f"--{flag.replace('_', '-')} must be positive", "fix the value")
     spec = MiniSpec(seed=args.seed, train=args.train_scenes, val=args.val_scenes, epochs=args.epochs)
-    return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress, spec=spec)
+    return run_demo(Path(args.workdir) if args.workdir else None, Path(args.output), progress=progress, spec=spec, log=not args.quiet)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -491,6 +459,12 @@ def cmd_score(args: argparse.Namespace) -> int:
                         predictions=Path(args.predictions) if args.predictions else None, mask_root=Path(args.mask_root) if args.mask_root else None)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.commands.listing import cmd_list as run
+
+    return run(args)
 
 
 COMMANDS = {"score": cmd_score, "list": cmd_list, "validate": cmd_validate, "run": cmd_run, "report": cmd_report, "export": cmd_export, "demo": cmd_demo}

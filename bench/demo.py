@@ -7,6 +7,7 @@ and writes the comparison table, like the paper's transfer table, to reports/dem
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 
 from bench.mini.build import MiniSpec, ensure_data, ensure_zoo, require_writable
 from bench.mini.recipes import RECIPES
-from bench.paths import cache_dir
+from bench.paths import cache_dir, shown
+from bench.progress import duration
 from bench.tables import build_table
 
 # Planned seconds per phase of a cold demo on a 2-core CPU, printed beside what each took. The
@@ -32,8 +34,56 @@ def comparison_table(records: list[dict[str, Any]]) -> str:
     return build_table(records, headline_only=True, baseline="mini_baseline", paper=False, counts=False, notes=False)
 
 
-def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: MiniSpec | None = None, settings: dict[str, dict[str, Any]] | None = None) -> int:
-    """`settings` adds per-task settings on top of the mini ones (tests shorten trainings with it)."""
+class Stages:
+    """One line on stderr as each stage of the demo starts and ends: what, how long it took, and
+    an estimate of what is left (the plan of the stages to come, scaled by how the done ones went)."""
+
+    def __init__(self, plan: dict[str, float], log: bool):
+        self.plan, self.log = plan, log
+        self.took: dict[str, float] = {}
+        self.started = 0.0
+
+    def _say(self, text: str) -> None:
+        if self.log:
+            print(f"bench demo: {text}", file=sys.stderr, flush=True)
+
+    def left(self, after: str) -> float:
+        names = list(self.plan)
+        done_plan = sum(self.plan[n] for n in self.took)
+        pace = min(max(sum(self.took.values()) / done_plan, 0.05), 10.0) if done_plan else 1.0
+        return pace * sum(self.plan[n] for n in names[names.index(after) + 1:])
+
+    def start(self, name: str, what: str) -> None:
+        k = list(self.plan).index(name) + 1
+        self.started = time.perf_counter()
+        self._say(f"[{k}/{len(self.plan)}] {name}: {what} (plan {self.plan[name]:.0f} s) ...")
+
+    def end(self, name: str, note: str = "") -> None:
+        k = list(self.plan).index(name) + 1
+        self.took[name] = time.perf_counter() - self.started
+        rest = f"; ~{duration(self.left(name))} left" if k < len(self.plan) else ""
+        self._say(f"[{k}/{len(self.plan)}] {name}: done in {duration(self.took[name])}{f' ({note})' if note else ''}{rest}")
+
+
+def next_steps(workdir: Path, data_root: Path, output: Path) -> str:
+    """The demo's folders and commands to paste next (every one works as printed)."""
+    results, data = shown(workdir / "results"), shown(data_root)
+    return "\n".join([
+        f"results: {results}   (the results store: bench list results --results {results})",
+        f"data:    {data}   (the mini data sets, in the real layouts)",
+        "next:",
+        f"  bench report --results {results} --backbones 'mini_*'",
+        f"  bench report --results {results} --figure robustness --backbones 'mini_*' --output {output}/robustness.png",
+        f"  bench report --results {results} --figure ood --backbones 'mini_*' --tasks imagenet_ood --output {output}/ood.png",
+        f"  bench report --results {results} --figure cam --backbones 'mini_*' --tasks cub_loc --data-root {data} --output {output}/cam_cub.png",
+        f"  bench run --backbone mini_cutmix --task imagenet_cls --mini --data-root {data} --results {results}",
+    ])
+
+
+def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: MiniSpec | None = None, settings: dict[str, dict[str, Any]] | None = None,
+             log: bool = True) -> int:
+    """`settings` adds per-task settings on top of the mini ones (tests shorten trainings with it).
+    stdout gets the comparison table, the folders and the next commands; stderr a line per stage."""
     from bench.runner import RunOptions, run_grid
     from bench.tables import run_table
     from bench.task import DataLocator
@@ -42,24 +92,28 @@ def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: Mi
     spec = spec or MiniSpec()
     workdir = workdir or cache_dir() / "mini"
     require_writable(workdir, "demo folder")
-    took: dict[str, float] = {}
-    t = time.perf_counter()
+    entries = [e for e in TASKS.entries() if e.mini is not None and e.demo]
+    stages = Stages({"data": BUDGET["data"], "training": BUDGET["training"], **{e.name: BUDGET.get(e.name, 30) for e in entries}}, log)
+    stages.start("data", f"mini data sets ({spec.train} train, {spec.val} val scenes, seed {spec.seed})")
+    fresh = not (workdir / "data" / spec.data_key() / ".complete").is_file()
     data_root = ensure_data(workdir, spec)
-    took["data"] = time.perf_counter() - t
-    t = time.perf_counter()
+    current = point_current(data_root)
+    stages.end("data", "built" if fresh else "cached")
+    stages.start("training", f"the four mini backbones ({spec.epochs} epochs each, two at a time)")
     zoo = ensure_zoo(data_root, workdir, spec, progress)
-    took["training"] = time.perf_counter() - t
+    trained = [r for r, info in zoo.items() if info.get("fresh")]
+    stages.end("training", ", ".join(f"{r} {info['seconds']:.0f} s" for r, info in zoo.items() if r in trained and "seconds" in info) if trained else "cached")
     backbones = ",".join(f"mini_{r}" for r in RECIPES)
     outcomes, records = [], []
-    for entry in (e for e in TASKS.entries() if e.mini is not None and e.demo):
-        t = time.perf_counter()
+    for entry in entries:
+        stages.start(entry.name, entry.description.split(":")[0].split("(")[0].strip() + f", {len(RECIPES)} backbones")
         opts = RunOptions(data=DataLocator(str(data_root)), results=workdir / "results", workers=0, batch_size=100,
                           seed=spec.seed, progress=progress, overrides={**entry.mini, **(settings or {}).get(entry.name, {})})
         cells = run_grid(backbones, entry.name, opts)
-        took[entry.name] = time.perf_counter() - t
         outcomes += cells
         records += [c.record for c in cells if c.record is not None]
-    print(run_table(outcomes))
+        states = sorted({"failed" if c.error else "cached" if c.cached else "new" for c in cells})
+        stages.end(entry.name, f"{len(cells)} cells, " + "/".join(states))
     table = comparison_table(records)
     output.mkdir(parents=True, exist_ok=True)
     (output / "README.md").write_text(
@@ -71,13 +125,26 @@ def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: Mi
         "comes from the same readers, loaders, tasks and results store as real runs.\n\n"
         "What it is not: a reproduction of the paper's numbers. The scenes are small and simple, the "
         "training is short, and differences between recipes of a few tenths of a point are within noise.\n\n"
-        + table + "\n\n(difference to mini_baseline in brackets)\n"
+        + table + "\n\n(difference to mini_baseline in parentheses)\n\n"
+        "## Every metric of every cell\n\n'new': computed by the demo run that wrote this file; 'cached': taken from the results store.\n\n"
+        + run_table(outcomes) + "\n\n## Where things are\n\n```\n" + next_steps(workdir, current, output) + "\n```\n"
     )
-    print("\n" + table)
-    print(f"\nwrote {output / 'README.md'}")
-    report = ", ".join(f"{k} {v:.1f}s" + (f" (plan {BUDGET[k]}s)" if k in BUDGET else "") for k, v in took.items())
-    per_recipe = ", ".join(f"{r} {info['seconds']:.0f}s" for r, info in zoo.items() if "seconds" in info and info.get("fresh"))
-    print(f"time: {report}; total {sum(took.values()):.1f}s of the {TOTAL_BUDGET}s budget", file=sys.stderr)
-    if per_recipe:
-        print(f"training per recipe (two at a time): {per_recipe}", file=sys.stderr)
-    return 1 if any(o.error for o in outcomes) else 0
+    failed = [o for o in outcomes if o.error]
+    print(table + "\n\n(difference to mini_baseline in parentheses; every metric of every cell: " + f"{output / 'README.md'})")
+    for o in failed:
+        print(f"bench: error: {o.backbone} x {o.task}: {o.error}", file=sys.stderr)
+    print("\n" + next_steps(workdir, current, output))
+    total = sum(stages.took.values())
+    print(f"time: {total:.0f} s of the {TOTAL_BUDGET} s budget (" + ", ".join(f"{k} {v:.0f} s" for k, v in stages.took.items()) + ")", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def point_current(data_root: Path) -> Path:
+    """<workdir>/data/current -> the data folder this demo used (a stable path for the README's
+    commands), replaced atomically; returns the link."""
+    link = data_root.parent / "current"
+    tmp = data_root.parent / f".current-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(data_root.name, tmp)
+    os.replace(tmp, link)
+    return link

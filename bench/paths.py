@@ -28,6 +28,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE") or Path.home() / ".cache" / "bench").expanduser()
 
 
+def demo_folder(what: str) -> Path | None:
+    """The default demo's 'results' or 'data' folder (data: the one its last run used), when a
+    `bench demo` has written it; errors that find no results store or data root point there."""
+    mini = cache_dir() / "mini"
+    path = mini / "results" if what == "results" else mini / "data" / "current"
+    marker = path / "bench.sqlite" if what == "results" else path / ".complete"
+    return path if marker.is_file() else None
+
+
+def shown(path: Path) -> str:
+    """A path as a user would type it: ~ for the home folder."""
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if text == home or text.startswith(home + os.sep) else text
+
+
 def results_dir(arg: str | None) -> Path:
     """--results, else BENCH_RESULTS, else ./results."""
     return Path(arg or os.environ.get("BENCH_RESULTS") or "results").expanduser()
@@ -58,9 +74,11 @@ def dataset_dir(name: str, data_root: str | None, overrides: dict[str, Path]) ->
         return path
     root = data_root or os.environ.get("BENCH_DATA")
     if not root:
+        demo = demo_folder("data")
         raise BenchError(
             f"no data root for dataset '{name}'",
-            f"pass --data-root DIR (or set BENCH_DATA) so that DIR/{DATASET_DIRS[name]} exists, or --data-path {name}=DIR",
+            f"pass --data-root DIR (or set BENCH_DATA) so that DIR/{DATASET_DIRS[name]} exists, or --data-path {name}=DIR"
+            + (f"; the demo's data is --data-root {shown(demo)} (with --mini)" if demo else ""),
         )
     root_path = Path(root).expanduser()
     if not root_path.is_dir():

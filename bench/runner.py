@@ -44,6 +44,7 @@ class RunOptions:
     preprocessing: dict[str, Any] = field(default_factory=dict)  # --preprocessing-from / --resize / --crop / --mean / --std / --interpolation
     overrides: dict[str, Any] = field(default_factory=dict)
     mini: bool = False  # start from each task's settings for the mini benchmark's data (--mini)
+    name: str | None = None  # --name: the display name of the one checkpoint file named
 
 
 @dataclass
@@ -185,13 +186,14 @@ def matching_record(store: ResultsStore, task_name: str, card: BackboneCard, sha
     return None, f"stored {task_name} record {newest['run_id']} not used: {', '.join(why) or 'another cell'} than this run needs"
 
 
-def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None, device: str, rank: int = 0, world_size: int = 1) -> CellOutcome:
+def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None, device: str, rank: int = 0, world_size: int = 1,
+             name: str | None = None) -> CellOutcome:
     """Run (or fetch from the store) one backbone x task cell. Raises BenchError on user errors."""
     from bench.backbones.build import load_backbone_from, weights_identity
     from bench.environment import device_name, git_state, package_versions
 
     started = time.perf_counter()
-    card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing)
+    card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing, name)
     config = resolve_config(task, card, opts)
     cfg_hash = config_hash(config)
     data = check_data(task, opts, card, config)  # before the cache: a cached number is only shown for the data it was computed on
@@ -265,16 +267,52 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
     return CellOutcome(spec, task.name, record)
 
 
+def check_names(backbones: str, tasks: str) -> None:
+    """Task and card names, checked before anything imports torch: a typo is answered at once."""
+    from bench.cards import find_card, looks_like_path, split_display_name
+
+    TASKS.select(tasks)
+    for spec in expand_backbones(backbones):
+        _, spec = split_display_name(spec)
+        if not (spec.startswith(("torchvision:", "timm:")) or looks_like_path(spec)):
+            find_card(spec)
+
+
+def display_names(specs: list[str], opts: RunOptions) -> dict[str, str | None]:
+    """spec -> the display name --name gives it (None: its own)."""
+    from bench.cards import looks_like_path, split_display_name
+
+    names: dict[str, str | None] = {spec: None for spec in specs}
+    if opts.name:
+        files = [s for s in specs if split_display_name(s)[0] is None and looks_like_path(s) and not s.endswith((".yaml", ".yml"))]
+        if len(files) != 1:
+            raise BenchError(f"--name names one checkpoint file, but {len(files)} were given",
+                             "name each file in the list instead: --backbone mine=a.pth,theirs=b.pth")
+        names[files[0]] = opts.name
+    return names
+
+
+def resolve_grid_names(specs: list[str], opts: RunOptions) -> dict[str, str | None]:
+    """display_names, after checking that every backbone resolves and that no two of them share a
+    name (a table row and a cell key each stand for one)."""
+    names = display_names(specs, opts)
+    seen: dict[str, str] = {}
+    for spec in specs:
+        card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing, names[spec])
+        if card.name in seen and seen[card.name] != spec:
+            raise BenchError(f"backbones {seen[card.name]} and {spec} would both be called '{card.name}'",
+                             "give the files names of their own: --backbone a=runs/a/model_best.pth.tar,b=runs/b/model_best.pth.tar")
+        seen[card.name] = spec
+    return names
+
+
 def run_grid(backbones: str, tasks: str, opts: RunOptions, debug: bool = False) -> list[CellOutcome]:
     """Every backbone x task cell; a failing cell is reported and the others still run."""
     from bench.evaluation import init_distributed, world
 
     task_list = select_tasks(tasks)
     specs = expand_backbones(backbones)
-    if opts.arch and len(specs) > 1:
-        raise BenchError("--arch applies to one checkpoint file, but several backbones were named", "run them one at a time")
-    for spec in specs:  # every name of the grid resolves before any cell runs: a typo is not found after the work
-        resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing)
+    names = resolve_grid_names(specs, opts)  # every name of the grid resolves before any cell runs: a typo is not found after the work
     device = resolve_device(opts.device)
     rank, size = world()
     init_distributed(device)
@@ -284,7 +322,7 @@ def run_grid(backbones: str, tasks: str, opts: RunOptions, debug: bool = False) 
         for spec in specs:
             for task in task_list:
                 try:
-                    outcomes.append(run_cell(spec, task, opts, store, device, rank, size))
+                    outcomes.append(run_cell(spec, task, opts, store, device, rank, size, names[spec]))
                 except BenchError as exc:
                     if debug or (len(specs) * len(task_list) == 1):
                         raise

@@ -389,6 +389,9 @@ def score_ood_samples(samples: Path, score: str = "msp") -> dict[str, Any]:
                 if not line.strip():
                     continue
                 row = json.loads(line)
+                if "set" not in row:  # every row of an OOD task's file names its set
+                    raise BenchError(f"{samples} is not an OOD task's samples file (its rows have {', '.join(sorted(row)) or 'nothing'}, not 'set')",
+                                     "pass the samples file of a cifar100_ood or imagenet_ood run (bench list results shows each run's file)")
                 if score not in row:
                     have = sorted(k for k in row if k not in ("set", "index", "image", "target", "pred"))
                     raise BenchError(f"{samples} has no '{score}' scores (it has {', '.join(have) or 'none'})", "pick one with --score")

@@ -72,7 +72,11 @@ class ResultsStore:
         path = folder / DB_NAME
         if not write:
             if not path.is_file():
-                raise BenchError(f"no results store at {path}", "run 'bench run' first, or pass --results DIR")
+                from bench.paths import demo_folder, shown
+
+                demo = demo_folder("results")
+                where = f"; the demo's results are --results {shown(demo)}" if demo and demo.resolve() != folder.resolve() else ""
+                raise BenchError(f"no results store at {path}", f"run 'bench run' first, or pass --results DIR{where}")
             try:
                 return cls(folder, sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_timeout()))
             except sqlite3.Error as exc:

@@ -49,8 +49,8 @@ def run_table(outcomes: Sequence[Any]) -> str:
         n = r["n_samples"]
         samples = f"{n['evaluated']}" + (f"/{n['total']}" if n["evaluated"] != n["total"] else "")
         hidden = 0
-        for name, value in r["metrics"].items():
-            meta = r["metric_meta"].get(name, {})
+        for name in declared_order(r):  # a cached record's metrics come back sorted from the store's JSON
+            value, meta = r["metrics"][name], r["metric_meta"].get(name, {})
             if meta.get("detail"):
                 hidden += 1
                 continue
@@ -116,11 +116,17 @@ WSOL_RECIPE_NOTE = ("MaxBoxAcc / MaxBoxAccV2 of {tasks} come from the CutMix pap
                     "wsolevaluation's published ResNet-50 CAM MaxBoxAccV2 (CUB 63.0, ImageNet 63.7); --set finetune_recipe=wsolevaluation trains its way")
 
 
+def declared_order(r: dict[str, Any]) -> list[str]:
+    """A record's metric names in the order its task declared them (sorted for records without it)."""
+    meta = r["metric_meta"]
+    return sorted(r["metrics"], key=lambda m: ((meta.get(m) or {}).get("order", len(meta)), m))
+
+
 def _shown(r: dict[str, Any], headline_only: bool) -> list[str]:
     """A record's metrics to show: all, in the task's declared order, or its headline ones (all,
     sorted, for records that predate the flag)."""
     meta = r["metric_meta"]
-    names = sorted(r["metrics"], key=lambda m: ((meta.get(m) or {}).get("order", len(meta)), m))  # the task's declared order
+    names = declared_order(r)
     if not headline_only:
         return [m for m in names if not (meta.get(m) or {}).get("detail")] or names  # per-cell metrics: bench export and the figures
     return [m for m in names if (meta.get(m) or {}).get("headline")] or names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,14 @@ from bench.mini.layouts import write_imagenet_val
 
 NUM_CLASSES = 12
 WNIDS = [f"n0{1440764 + 17 * i:07d}" for i in range(NUM_CLASSES)]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker computes on one thread (and so do the bench processes it
+    starts): two workers on two cores, instead of four OpenMP threads spinning for two cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +39,22 @@ def isolated_env(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def mini_data(tmp_path_factory):
+    """mini_data(spec) -> a mini data root built once per test session for that spec, and shared
+    by pytest-xdist's workers (ensure_data's lock lets one build while the others wait). Read it,
+    never change it: a test that damages data copies the files it damages."""
+    from bench.mini.build import ensure_data
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "mini-shared"
+
+    def get(spec) -> Path:
+        return ensure_data(shared, spec)
+
+    return get
 
 
 def random_images(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -69,9 +94,23 @@ def save_cutmix_format(model: torch.nn.Module, path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_files(tmp_path_factory) -> Path:
+    """A folder for files built once per session (per pytest-xdist worker) and only read by tests."""
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.fixture(scope="session")
+def _checkpoint(shared_files) -> Path:
+    folder = shared_files / "checkpoint"
+    folder.mkdir()
+    return save_cutmix_format(tiny_model(), folder / "model_best.pth.tar")
+
+
 @pytest.fixture
-def checkpoint(tmp_path) -> Path:
-    return save_cutmix_format(tiny_model(), tmp_path / "model_best.pth.tar")
+def checkpoint(_checkpoint) -> Path:
+    """A random ResNet-18 in CutMix-PyTorch's format, written once per session: read only."""
+    return _checkpoint
 
 
 @pytest.fixture
@@ -107,14 +146,30 @@ provenance: {{reported: {{imagenet_cls: {{top1_err: 12.5}}}}}}
 """
 
 
+@pytest.fixture(scope="session")
+def _card_weights(shared_files) -> dict[str, Path]:
+    return {name: save_cutmix_format(tiny_model(seed=10 + i), shared_files / f"{name}.pth.tar") for i, name in enumerate(["tiny_a", "tiny_b"])}
+
+
 @pytest.fixture
-def cards(tmp_path, monkeypatch):
-    """Cards tiny_a and tiny_b (two different random ResNet-18s) in a BENCH_CARDS folder."""
+def cards(tmp_path, monkeypatch, _card_weights):
+    """Cards tiny_a and tiny_b (two different random ResNet-18s) in a BENCH_CARDS folder. The
+    weights are written once per session and shared: a test that changes a card's file first
+    takes its own copy with own_weights(cards, name)."""
     folder = tmp_path / "cards"
     folder.mkdir()
-    paths = {}
-    for i, name in enumerate(["tiny_a", "tiny_b"]):
-        paths[name] = save_cutmix_format(tiny_model(seed=10 + i), tmp_path / f"{name}.pth.tar")
-        (folder / f"{name}.yaml").write_text(CARD.format(name=name, n=NUM_CLASSES, file=paths[name], sha="null"))
+    for name, path in _card_weights.items():
+        (folder / f"{name}.yaml").write_text(CARD.format(name=name, n=NUM_CLASSES, file=path, sha="null"))
     monkeypatch.setenv("BENCH_CARDS", str(folder))
-    return paths
+    return dict(_card_weights)
+
+
+def own_weights(cards: dict[str, Path], name: str) -> Path:
+    """Give card `name` a private copy of its weights (in the test's folder) and return its path."""
+    import shutil
+
+    folder = Path(os.environ["BENCH_CARDS"])
+    own = shutil.copy(cards[name], folder.parent / f"{name}.pth.tar")
+    (folder / f"{name}.yaml").write_text(CARD.format(name=name, n=NUM_CLASSES, file=own, sha="null"))
+    cards[name] = Path(own)
+    return Path(own)

@@ -87,6 +87,11 @@ def zoo(workdir: str, train: str, val: str, epochs: str) -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
+    # Ctrl-C as in a terminal, even when the test runner was started in the background (a shell
+    # starts background jobs with SIGINT ignored, and Python then installs no handler of its own)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     split = sys.argv.index("--")
     opts, argv = sys.argv[1:split], sys.argv[split + 1:]
     while opts:

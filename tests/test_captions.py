@@ -125,7 +125,7 @@ def test_mini_coco_is_in_the_real_layout_and_tells_captioners_apart(tmp_path):
     from bench.mini.captions import WORDS, where
     from bench.mini.digits import make_scenes
 
-    spec = MiniSpec(seed=1, train=30, val=20)
+    spec = MiniSpec(seed=1, train=30, val=20, datasets=("coco",))
     root = ensure_data(tmp_path, spec) / "coco"
     for split, n in (("train2014", 30), ("val2014", 20)):
         refs = read_captions(root / "annotations" / f"captions_{split}.json")

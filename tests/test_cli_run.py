@@ -13,7 +13,7 @@ import torchvision
 from torchvision import transforms as T
 
 from bench.errors import BenchError
-from conftest import CARD, NUM_CLASSES, assert_informative, save_cutmix_format, tiny_model
+from conftest import CARD, NUM_CLASSES, assert_informative, own_weights, save_cutmix_format, tiny_model
 
 def direct_eval(checkpoint: Path, val: Path) -> dict[str, float]:
     """Reference: torchvision ImageFolder + ToTensor/Normalize + a strict torchvision load."""
@@ -112,7 +112,7 @@ def test_report_marks_limited_cells_and_shows_counts(run_bench, cards, data_root
 
 
 def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_path):
-    cards["tiny_b"].write_bytes(b"not a checkpoint")
+    own_weights(cards, "tiny_b").write_bytes(b"not a checkpoint")
     code, out, err = run_bench("run", "--backbone", "tiny_*", "--task", "imagenet_*", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)
     assert code == 1
     assert "| tiny_a" in out and "failed:" in out

@@ -5,6 +5,7 @@ stored."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from conftest import assert_informative, save_cutmix_format
 FAST = ["--set", "epochs=2", "--set", "beam=2"]
 
 
+COCO = MiniSpec(seed=2, train=80, val=24, datasets=("coco",))
+
+
 @pytest.fixture
-def coco_root(tmp_path):
-    return ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=80, val=24))
+def coco_root(mini_data):
+    return mini_data(COCO)  # shared: read only
 
 
 @pytest.fixture
@@ -89,6 +93,8 @@ def test_decoder_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     (lambda root: None, "the vocabulary would be empty"),
 ])
 def test_bad_data_is_one_line_and_stores_nothing(run_bench, tmp_path, coco_root, ckpt, damage, message):
+    shutil.copytree(coco_root / "coco", tmp_path / "data" / "coco")  # the shared data stays whole
+    coco_root = tmp_path / "data"
     damage(coco_root)
     extra = ["--set", "min_count=100000"] if "vocabulary" in message else []
     code, _, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", *extra))

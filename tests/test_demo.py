@@ -15,11 +15,28 @@ SHORT = {"voc_det_ssd": {"iterations": 4, "checkpoint_every": 2, "batch_size": 4
 def test_demo_small(tmp_path, capsys):
     out = tmp_path / "reports"
     assert demo.run_demo(tmp_path / "work", out, progress=False, spec=SMALL, settings=SHORT) == 0
-    first = capsys.readouterr().out
+    captured = capsys.readouterr()
+    first, log = captured.out, captured.err
     for recipe in ("baseline", "mixup", "cutout", "cutmix"):
         assert f"| mini_{recipe} " in first
-    assert "| new" in first and "cached" not in first
-    table = (out / "README.md").read_text()
+    # stdout: the comparison table, the folders and the next commands; the per-metric table is in the report
+    report = (out / "README.md").read_text()
+    assert "| new" not in first and "| Metric " not in first and "| new" in report and "| cached" not in report
+    work = tmp_path / "work"
+    assert f"results: {work / 'results'}" in first and f"data:    {work / 'data' / 'current'}" in first
+    assert f"bench report --results {work / 'results'} --backbones 'mini_*'" in first
+    assert (work / "data" / "current" / ".complete").is_file() and (work / "data" / "current").resolve() == (work / "data" / SMALL.data_key())
+    # stderr: a line as each stage starts and one as it ends, in order, with what is left
+    stages = ["data", "training", "imagenet_cls", "cub_loc", "imagenet_loc", "voc_det_ssd", "coco_cap", "imagenet_fgsm", "imagenet_c", "imagenet_ood"]
+    lines = [line for line in log.splitlines() if line.startswith("bench demo: [")]
+    assert len(lines) == 2 * len(stages)
+    for k, name in enumerate(stages):
+        start, end = lines[2 * k], lines[2 * k + 1]
+        assert start.startswith(f"bench demo: [{k + 1}/{len(stages)}] {name}: ") and start.endswith(" s) ...")
+        assert end.startswith(f"bench demo: [{k + 1}/{len(stages)}] {name}: done in ")
+        assert ("left" in end) == (k < len(stages) - 1)
+    assert "(4 cells, new)" in lines[5] and "(built)" in lines[1]
+    table = report.split("\n## Every metric")[0]
     assert "What it is not: a reproduction of the paper's numbers" in table
     rows = [line for line in table.splitlines() if line.startswith("| mini_")]
     assert [r.split("|")[1].strip() for r in rows] == ["mini_baseline", "mini_mixup", "mini_cutout", "mini_cutmix"]
@@ -32,6 +49,8 @@ def test_demo_small(tmp_path, capsys):
     assert "maxboxacc@30" not in header and "gt_known_loc" not in header  # the WSOL tasks' headline metrics only
     records = list(ResultsStore.open(tmp_path / "work" / "results", write=False).records())
     assert len(records) == 32 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
+    assert all(r["details"]["origin"] == "mini" for r in records if r["task"]["name"] == "imagenet_c")  # the figure's label comes from it
+    assert "(difference to mini_baseline in parentheses)" in table and "brackets" not in table
     # every cell is the stored value, and every bracket that value minus the baseline's, to the printed digit
     stored = {(r["backbone"]["name"], f"{r['task']['name']}/{m}"): v for r in records for m, v in r["metrics"].items()}
     columns = [c.strip().rsplit(" ", 1)[0] for c in header.strip("|").split("|")[1:]]
@@ -50,6 +69,9 @@ def test_demo_small(tmp_path, capsys):
             assert_informative(r["metrics"])
     # warm: nothing regenerated, retrained or re-run, and the same table
     assert demo.run_demo(tmp_path / "work", out, progress=False, spec=SMALL, settings=SHORT) == 0
-    second = capsys.readouterr().out
-    assert "| new" not in second and second.count("cached") == first.count("| new")
-    assert (out / "README.md").read_text() == table
+    second = capsys.readouterr()
+    warm_report = (out / "README.md").read_text()
+    assert "| new" not in warm_report and warm_report.count("| cached") == report.count("| new")
+    assert "(4 cells, cached)" in second.err and "data: done in" in second.err and "(cached)" in second.err
+    assert warm_report.split("\n## Every metric")[0] == table
+    assert second.out.split("\n\n")[0] == first.split("\n\n")[0]  # the same comparison table

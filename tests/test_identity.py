@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from conftest import CARD, NUM_CLASSES, assert_informative, save_cutmix_format, tiny_model
+from conftest import CARD, NUM_CLASSES, assert_informative, own_weights, save_cutmix_format, tiny_model
 
 
 def _export(run_bench, results: Path) -> list[dict]:
@@ -160,7 +160,7 @@ def test_arch_never_relabels_a_card(run_bench, cards, data_root, tmp_path):
     common = ["--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0]
     code, _, err = run_bench("run", "--backbone", "tiny_a", "--arch", "resnet34", *common)
     assert code == 2 and "--arch applies to a checkpoint file, and tiny_a is the card 'tiny_a' (resnet18)" in err
-    save_cutmix_format(tiny_model(seed=3, arch="resnet34"), cards["tiny_a"])  # the wrong model at the card's path
+    save_cutmix_format(tiny_model(seed=3, arch="resnet34"), own_weights(cards, "tiny_a"))  # the wrong model at the card's path
     code, out, err = run_bench("run", "--backbone", "tiny_a", *common)
     assert code == 2 and "the weights of card 'tiny_a' do not fit its architecture (its keys look like resnet34)" in err
     assert "put tiny_a's own checkpoint at" in err and "pass --arch" not in err

@@ -36,8 +36,8 @@ def test_scenes_are_deterministic_and_boxed():
     assert img[y0:y1 + 1, x0:x1 + 1].max() > img.mean() + 40
 
 
-def test_data_is_in_the_real_layouts(tmp_path):
-    root = ensure_data(tmp_path, SMALL) / "imagenet"
+def test_data_is_in_the_real_layouts(mini_data):
+    root = mini_data(SMALL) / "imagenet"
     val_scenes, train_scenes = make_scenes("val", SMALL.val, SMALL.seed), make_scenes("train", SMALL.train, SMALL.seed)
     val = read_imagenet_val(root, 10)
     assert val.classes == WNIDS and len(val.images) == SMALL.val
@@ -53,8 +53,9 @@ def test_data_is_in_the_real_layouts(tmp_path):
 
 
 def test_new_seed_is_a_new_key_and_half_written_data_is_rebuilt(tmp_path):
-    a = ensure_data(tmp_path, SMALL)
-    b = ensure_data(tmp_path, MiniSpec(seed=1, train=120, val=40))
+    small = MiniSpec(seed=0, train=120, val=40, epochs=1, datasets=("imagenet",))  # the keys and the rebuild, not the writers
+    a = ensure_data(tmp_path, small)
+    b = ensure_data(tmp_path, MiniSpec(seed=1, train=120, val=40, datasets=("imagenet",)))
     assert a != b and (b / ".complete").is_file()
     (a / ".complete").unlink()
     victim = next((a / "imagenet" / "val").iterdir())
@@ -62,8 +63,9 @@ def test_new_seed_is_a_new_key_and_half_written_data_is_rebuilt(tmp_path):
         f.unlink()
     crashed = a.with_name(a.name + ".part-999999999")  # a build whose process is gone
     (crashed / "imagenet").mkdir(parents=True)
-    assert ensure_data(tmp_path, SMALL) == a
+    assert ensure_data(tmp_path, small) == a
     assert len(read_imagenet_val(a / "imagenet", 10).images) == SMALL.val
+    assert ensure_data(tmp_path, MiniSpec(seed=0, train=120, val=40, datasets=("imagenet", "cub"))) != a  # another set of writers, another key
     assert not crashed.exists()
 
 
@@ -94,8 +96,8 @@ def test_baseline_learns(tmp_path):
     assert err < 0.6  # chance is 0.9
 
 
-def test_zoo_is_deterministic_and_loads_through_the_official_loader(tmp_path, monkeypatch):
-    root = ensure_data(tmp_path / "w", SMALL)
+def test_zoo_is_deterministic_and_loads_through_the_official_loader(tmp_path, monkeypatch, mini_data):
+    root = mini_data(SMALL)
     ensure_zoo(root, tmp_path / "w", SMALL, progress=False)
     digests = {r: hashlib.sha256(weights_file(r).read_bytes()).hexdigest() for r in RECIPES}
     x = torch.randn(2, 3, 64, 64)
@@ -114,7 +116,7 @@ def test_zoo_is_deterministic_and_loads_through_the_official_loader(tmp_path, mo
     # the same seed in a fresh cache gives the same weights, bit for bit
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "other-cache"))
     threads = torch.get_num_threads()
-    ensure_zoo(ensure_data(tmp_path / "w2", SMALL), tmp_path / "w2", SMALL, progress=False, parallel=1)
+    ensure_zoo(root, tmp_path / "w2", SMALL, progress=False, parallel=1)
     assert torch.get_num_threads() == threads  # training in this process leaves its thread count as it was
     assert digests == {r: hashlib.sha256(weights_file(r).read_bytes()).hexdigest() for r in RECIPES}
 
@@ -159,10 +161,10 @@ def test_ctrl_c_during_training_then_the_next_run_resumes(tmp_path):
     assert [m["resumed_from_epoch"] for m in metas.values()] == [1, 0, 0, 0]
 
 
-def test_cub_layout_reads_back(tmp_path):
+def test_cub_layout_reads_back(mini_data):
     from bench.data.cub import read_cub
 
-    root = ensure_data(tmp_path, SMALL) / "CUB_200_2011"
+    root = mini_data(SMALL) / "CUB_200_2011"
     train_s, val_s = make_scenes("train", SMALL.train, SMALL.seed), make_scenes("val", SMALL.val, SMALL.seed)
     test = read_cub(root, "test")
     assert len(test.images) == SMALL.val and test.classes[3] == "004.Digit_3"

@@ -22,31 +22,42 @@ REPO = Path(__file__).resolve().parent.parent
 BEFORE = "acf35e1b165117475c758730464b06d431681674"  # the last commit with the task-owned loops
 
 
-def outputs(code_root: Path, out: Path) -> dict:
+def start(code_root: Path, out: Path) -> subprocess.Popen:
+    """port_outputs.py on one copy of the code, in a process of its own (one thread: the two copies run side by side)."""
     env = {**os.environ, "PYTHONPATH": str(code_root)}
-    done = subprocess.run([sys.executable, str(code_root / "tests" / "port_outputs.py"), str(out)], cwd=code_root, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    return subprocess.Popen([sys.executable, str(code_root / "tests" / "port_outputs.py"), str(out)], cwd=code_root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def result(proc: subprocess.Popen, out: Path) -> dict:
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
     return json.loads(out.read_text())
 
 
-def before_outputs(tmp_path: Path) -> dict:
+def start_before(tmp_path: Path) -> tuple[subprocess.Popen | None, Path | None]:
+    """The code at BEFORE, started; (None, None) when this clone has no history."""
     try:
         tar = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE, "bench", "tasks", "tests", "checkpoints"], capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         tar = None
-    if tar is None or tar.returncode != 0:  # no history in this clone: the stored reference
-        return json.loads(gzip.decompress((REPO / "tests" / "data" / "port_before.json.gz").read_bytes()))
+    if tar is None or tar.returncode != 0:
+        return None, None
     old = tmp_path / "before"
     old.mkdir()
     with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
         archive.extractall(old, filter="data")
-    return outputs(old, tmp_path / "before.json")
+    return start(old, tmp_path / "before.json"), tmp_path / "before.json"
 
 
 def test_every_task_gives_the_same_outputs_as_before_the_port(tmp_path):
-    after = outputs(REPO, tmp_path / "after.json")
-    before = before_outputs(tmp_path)
+    running = start(REPO, tmp_path / "after.json")
+    before_proc, before_out = start_before(tmp_path)
+    after = result(running, tmp_path / "after.json")
+    if before_proc is None:  # no history in this clone: the stored reference
+        before = json.loads(gzip.decompress((REPO / "tests" / "data" / "port_before.json.gz").read_bytes()))
+    else:
+        before = result(before_proc, before_out)
     assert sorted(after) == sorted(before)
     for task in before:  # what existed before is unchanged; metrics and details added since (imagenet_cls's calibration) are extra
         assert {k: after[task]["metrics"][k] for k in before[task]["metrics"]} == before[task]["metrics"], task

@@ -41,6 +41,22 @@ def test_cli_start_up_does_not_import_torch(argv):
     assert out.stdout.strip().endswith("CODE 0\nTORCH []")
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--backbone", "r50_cutmx", "--task", "imagenet_cls"], "unknown backbone 'r50_cutmx'. did you mean r50_cutmix"),
+    (["run", "--backbone", "r50_cutmix", "--task", "imagenet_clss"], "unknown task 'imagenet_clss'. did you mean imagenet_cls"),
+    (["validate", "--backbone", "r50_cutmx", "--task", "imagenet_cls"], "unknown backbone 'r50_cutmx'"),
+    (["run", "--backbone", "r50_cutmix", "--task", "imagenet_cls", "--limit", "abc"], "argument --limit: invalid int value: 'abc'"),
+])
+def test_a_typo_is_answered_before_torch_is_imported(argv, message):
+    code = (
+        "import sys\nfrom bench.cli import main\ntry:\n    code = main(%r)\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('CODE', code)\nprint('TORCH', sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))" % argv
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip().endswith("CODE 2\nTORCH []"), out.stdout + out.stderr
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 def test_ctrl_c_mid_run_stores_nothing(tmp_path, checkpoint):
     data = make_val(tmp_path / "data", per_class=30)
     # blocked after the first scored batch: interrupted mid-evaluation, never after it finished
@@ -323,7 +339,7 @@ def test_torchrun_captioning_equals_one_process(tmp_path):
     from bench.mini.build import MiniSpec, ensure_data
     from bench.mini.model import mini_resnet
 
-    root = ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=60, val=18))
+    root = ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=60, val=18, datasets=("coco",)))
     torch.manual_seed(0)
     ckpt = save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -350,7 +366,7 @@ def test_captioning_decoder_killed_mid_training_resumes_to_the_same_weights(tmp_
     from bench.mini.build import MiniSpec, ensure_data
     from bench.mini.model import mini_resnet
 
-    root = ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=60, val=12))
+    root = ensure_data(tmp_path / "mini", MiniSpec(seed=2, train=60, val=12, datasets=("coco",)))
     torch.manual_seed(0)
     ckpt = save_cutmix_format(mini_resnet(10), tmp_path / "mini.pth.tar")
     argv = ["run", "--backbone", ckpt, "--arch", "bench.mini.model:mini_resnet", "--num-classes", "10", "--task", "coco_cap", "--mini", "--data-root", root,

@@ -139,8 +139,15 @@ def test_ssd300_priors_of_the_38x38_map_are_ssd_pytorchs(scales, min_size, max_s
         torch.testing.assert_close(first, expected.float(), atol=1e-3, rtol=0)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def _readme() -> str:
-    return (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return (REPO / "README.md").read_text()
+
+
+def _doc(page: str) -> str:
+    return (REPO / "docs" / page).read_text()
 
 
 def test_the_nic_table_matches_the_settings_and_the_preset():
@@ -150,7 +157,7 @@ def test_the_nic_table_matches_the_settings_and_the_preset():
 
     from tasks.captioning import PRESETS, CocoCaptioning
 
-    text = _readme()
+    text = _doc("tasks/captioning.md")
     start = text.index("| choice | the paper's NIC code | bench default | why |")
     rows = []
     for line in text[start:].splitlines()[2:]:
@@ -182,7 +189,7 @@ def test_cider_is_described_as_cider_d_which_pycocoevalcap_computes():
 
     source = inspect.getsource(cider_scorer)
     assert "sigma=6.0" in source.replace(" ", "") and "min(" in source and "*= 10.0" in source  # Gaussian length penalty, clipping, x10
-    text = _readme()
+    text = _readme() + _doc("tasks/captioning.md")
     assert "not CIDEr-D" not in text and "which is CIDEr-D" in text
 
 
@@ -190,6 +197,54 @@ def test_odin_epsilon_defaults_are_odins_per_data_set():
     from tasks.ood import Cifar100Ood, ImageNetOod
 
     assert Cifar100Ood().default_config()["odin"]["epsilon"] == 0.0028 and ImageNetOod().default_config()["odin"]["epsilon"] == 0.0014
-    assert "0.0028 for DenseNet on CIFAR-100" in _readme()
+    assert "0.0028 for DenseNet on CIFAR-100" in _doc("tasks/ood.md")
     preset = Cifar100Ood().preset("", "odin_code")
     assert preset["skip_first"] == 1000 and preset["odin.epsilon"] == 0.0028
+
+
+def _tables(text: str) -> list[list[str]]:
+    """Markdown tables as lists of their lines; a blank line ends a table (as GitHub renders it)."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_the_tasks_tables_list_every_task_and_no_table_is_broken():
+    import re
+
+    from tasks import TASKS
+
+    pages = {"README.md": _readme(), **{str(p.relative_to(REPO)): p.read_text() for p in sorted((REPO / "docs").rglob("*.md"))}}
+    for name, text in pages.items():
+        for table in _tables(text):
+            assert len(table) >= 3 and re.fullmatch(r"\|( ?:?-+:? ?\|)+", table[1].replace(" ", "")), (name, table[0])  # header, rule, rows
+            width = table[0].count("|")
+            for line in table:  # a | inside a code span still splits the cell on GitHub
+                assert line.count("|") == width, (name, line[:80])
+        # a row right after a blank line would be a table without a header: the break this test guards
+        assert not re.search(r"\|\n\n\| `", text), name
+    for name in ("README.md", "docs/tasks/README.md"):
+        table = next(t for t in _tables(pages[name]) if t[0].startswith("| task |"))
+        listed = [n for row in table[2:] for n in re.findall(r"`(\w+)`", row.split("|")[1])]
+        assert sorted(listed) == sorted(TASKS.names()), name
+    for link in re.findall(r"\]\((docs/[^)#]+)\)", pages["README.md"]):
+        assert (REPO / link).is_file(), link
+    for page in (REPO / "docs").rglob("*.md"):
+        for link in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
+            assert (page.parent / link).is_file(), (page, link)
+
+
+def test_the_python_version_claimed_is_the_one_required_and_tested():
+    import re
+    import sys
+
+    claimed = re.search(r"Python (3\.\d+)", _readme()).group(1)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'requires-python = ">={claimed}"' in pyproject
+    assert f"python={claimed}" in (REPO / "environment.yml").read_text()
+    assert sys.version_info[:2] >= tuple(int(v) for v in claimed.split("."))

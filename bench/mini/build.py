@@ -38,6 +38,7 @@ class MiniSpec:
     train: int = 2000
     val: int = 1000
     epochs: int = 8
+    datasets: tuple[str, ...] | None = None  # which of DATASET_WRITERS to write (None: all; tests that need one data set build only it)
 
     def scenes_key(self) -> str:
         """What the scenes depend on (and so the backbones trained on them)."""
@@ -47,7 +48,13 @@ class MiniSpec:
         """The data folder also depends on which layouts are written."""
         from bench.mini.layouts import LAYOUT_VERSION
 
-        return f"{self.scenes_key()}-{'+'.join(sorted(DATASET_WRITERS))}-l{LAYOUT_VERSION}"
+        return f"{self.scenes_key()}-{'+'.join(sorted(self.writers()))}-l{LAYOUT_VERSION}"
+
+    def writers(self) -> dict[str, Callable[[Path, Scenes, Scenes, "MiniSpec"], None]]:
+        unknown = sorted(set(self.datasets or ()) - set(DATASET_WRITERS))
+        if unknown:
+            raise ValueError(f"no mini writer for {', '.join(unknown)}")
+        return {k: w for k, w in DATASET_WRITERS.items() if self.datasets is None or k in self.datasets}
 
 
 def write_imagenet(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -> None:
@@ -128,7 +135,7 @@ def write_imagenet_c(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -
     at severities 1-5, saved as JPEG quality 85 like the released files (bench.data.corruption_cache,
     the same code as `--set source=generated`; seeded, in two worker processes)."""
     from bench.data.corruption_cache import generate
-    from bench.data.imagenet_c import ALL_CORRUPTIONS
+    from bench.data.imagenet_c import ALL_CORRUPTIONS, MINI_MARKER
     from bench.mini.layouts import val_name
 
     chosen = [i for d in range(10) for i in np.flatnonzero(val.labels == d)[:MINI_C_PER_CLASS]]
@@ -136,6 +143,7 @@ def write_imagenet_c(root: Path, train: Scenes, val: Scenes, spec: "MiniSpec") -
     h, w = val.images.shape[1:3]
     generate(root / "ImageNet-C", [val.images[i] for i in chosen], rel, [(c, s) for c in ALL_CORRUPTIONS for s in range(1, 6)], spec.seed,
              {"resize": h, "crop": w, "interpolation": "bilinear"}, workers=2, manifests=False)
+    (root / "ImageNet-C" / MINI_MARKER).write_text(json.dumps({"origin": "mini", "generator": "bench.mini.build.write_imagenet_c", "scenes": spec.scenes_key()}) + "\n")
 
 
 MINI_OOD_COUNT = 150  # images per mini OOD set
@@ -173,38 +181,30 @@ def require_writable(folder: Path, what: str) -> None:
 
 
 def ensure_data(workdir: Path, spec: MiniSpec) -> Path:
-    """The mini data root, built unless a complete copy for this key exists."""
+    """The mini data root, built unless a complete copy for this key exists. One process builds a
+    key at a time (a lock file beside it): a second one waits, then uses the finished copy."""
+    import fcntl
+
     root = workdir / "data" / spec.data_key()
     if (root / ".complete").is_file():
         return root
     require_writable(root.parent, "mini data folder")
-    for stale in root.parent.glob(f"{root.name}.part-*"):  # left by crashed builds
-        if not _alive(int(stale.name.rsplit("-", 1)[1])):
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / ".complete").is_file():  # built by the process we waited for
+            return root
+        for stale in root.parent.glob(f"{root.name}.part-*"):  # left by crashed builds
             shutil.rmtree(stale, ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)  # half-written by a crash: rebuild, never use
-    tmp = root.with_name(f"{root.name}.part-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    train, val = make_scenes("train", spec.train, spec.seed), make_scenes("val", spec.val, spec.seed)
-    for writer in DATASET_WRITERS.values():
-        writer(tmp, train, val, spec)
-    (tmp / ".complete").write_text(spec.data_key() + "\n")
-    try:
+        shutil.rmtree(root, ignore_errors=True)  # half-written by a crash: rebuild, never use
+        tmp = root.with_name(f"{root.name}.part-{os.getpid()}")
+        train, val = make_scenes("train", spec.train, spec.seed), make_scenes("val", spec.val, spec.seed)
+        for writer in spec.writers().values():
+            writer(tmp, train, val, spec)
+        (tmp / ".complete").write_text(spec.data_key() + "\n")
         os.replace(tmp, root)
-    except OSError:  # another process finished the same build first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (root / ".complete").is_file():
-            raise
     return root
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def weights_file(recipe: str) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 IMAGENET_LAYOUTS = ("class_folders", "kaggle", "devkit")
-LAYOUT_VERSION = "4"  # bump whenever a writer's output changes: it keys the mini data folder (2: ILSVRC XML boxes as pixel indices; 3: COCO captions; 4: Karpathy splits)
+LAYOUT_VERSION = "5"  # bump whenever a writer's output changes: it keys the mini data folder (2: ILSVRC XML boxes as pixel indices; 3: COCO captions; 4: Karpathy splits; 5: the mini ImageNet-C's marker)
 VAL_XML_DIR = "ILSVRC/Annotations/CLS-LOC/val"  # where ILSVRC's val box XMLs live (Kaggle's release)
 
 

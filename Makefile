@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bench demo
 
 test: $(STAMP)
-	$(VENV)/bin/pytest -q -n 2 --durations=10
+	$(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=10
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import logging
 import os
@@ -227,10 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _matches(name: str, pattern: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, p.strip()) for p in pattern.split(","))
-
-
 def _parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
     import yaml
 
@@ -350,13 +345,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.paths import results_dir
+    from bench.registry import matches
     from bench.store import ResultsStore
     from bench.tables import report_table
 
     store = ResultsStore.open(results_dir(args.results), write=False)
     records = [
         r for r in store.records(include_limited=args.include_limited)
-        if _matches(r["backbone"]["name"], args.backbones) and _matches(r["task"]["name"], args.tasks)
+        if matches(r["backbone"]["name"], args.backbones) and matches(r["task"]["name"], args.tasks)
     ]
     store.close()
     if not records:

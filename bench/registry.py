@@ -28,6 +28,11 @@ class Entry:
         return getattr(importlib.import_module(module), attr)
 
 
+def matches(name: str, pattern: str) -> bool:
+    """Whether a name matches a wildcard or any item of a comma list of them."""
+    return any(fnmatch.fnmatchcase(name, p.strip()) for p in pattern.split(","))
+
+
 def is_pattern(name: str) -> bool:
     return any(ch in name for ch in "*?[")
 

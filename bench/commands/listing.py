@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 from typing import Any
 
 from bench.errors import BenchError
-
-
-def _matches(name: str, pattern: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, p.strip()) for p in pattern.split(","))
+from bench.registry import matches as _matches
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -151,7 +151,10 @@ def test_ctrl_c_during_training_then_the_next_run_resumes(tmp_path):
                         "bench.mini.train:save_atomic", options=("--serial-zoo",), env=env, cwd=repo)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip() == "bench: interrupted; nothing was stored for the unfinished cell"
+    # stderr: the demo's stage lines, then the one interrupt message and nothing else
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130 and lines[-1] == "bench: interrupted; nothing was stored for the unfinished cell", err
+    assert all(line.startswith("bench demo: [") for line in lines[:-1]) and "training:" in lines[-2], err
     assert not list((tmp_path / "cache" / "weights").glob("mini_*/model_best.pth.tar"))
     done = subprocess.run([sys.executable, "tests/interrupt_point.py", "--", "zoo", str(tmp_path / "cache" / "mini"), "300", "40", "3"],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=600)

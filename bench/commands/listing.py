@@ -10,6 +10,19 @@ from bench.errors import BenchError
 from bench.registry import matches as _matches
 
 
+def register(sub: Any, command: Any) -> None:
+    p = command(sub, "list", help="list backbones, tasks, a task's settings or stored results",
+             description="List backbone cards or tasks, optionally filtered by a wildcard, every setting of one task (its type, default, mini value and meaning), "
+                         "or the results stored (backbone, task, settings that differ from the defaults, seed, date, limited, samples file).",
+             epilog="examples:\n  bench list backbones 'r50_*'\n  bench list tasks\n  bench list settings cub_loc\n"
+                    "  bench list results 'mini_*' --tasks imagenet_c --results ~/.cache/bench/mini/results", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["backbones", "tasks", "settings", "results"])
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'r50_*' (settings: the task's name; results: backbones)")
+    p.add_argument("--tasks", default="*", help="results: wildcard or comma list of task names")
+    p.add_argument("--results", help="results: the results folder (default: $BENCH_RESULTS or ./results)")
+    p.set_defaults(handler=cmd_list)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "results":
         return list_results(args)

@@ -1,0 +1,84 @@
+"""`bench report`: tables and figures of stored results."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bench.commands.options import add_data_args
+from bench.errors import BenchError
+
+
+def register(sub: Any, command: Any) -> None:
+    """Add this command's parser to `sub` (`command(sub, name, ...)` adds the common flags)."""
+    p = command(
+        sub, "report", help="tables (and figures) of stored results",
+        description="Cross-backbone tables of stored results; published numbers in [brackets]. Limited runs are left out unless --include-limited. "
+                    "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
+        epilog="examples:\n  bench report --backbones 'r50_*'\n"
+               "  bench report --figure cam --backbones 'r50_*' --tasks cub_loc --data-root /data --output reports/cam_cub.png\n"
+               "  bench report --figure robustness --backbones 'r50_*' --output reports/robustness.png\n"
+               "  bench report --figure ood --backbones 'pyramidnet200_*' --tasks cifar100_ood --output reports/ood.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
+    p.add_argument("--backbones", default="*", help="wildcard or comma list of backbone names")
+    p.add_argument("--tasks", default="*", help="wildcard or comma list of task names")
+    p.add_argument("--include-limited", action="store_true")
+    p.add_argument("--format", choices=["md"], default="md")
+    p.add_argument("--output", help="also write the table to this file; with --figure, the PNG (default reports/figures/cam_<task>.png, robustness.png or ood.png)")
+    g = p.add_argument_group("figures")
+    g.add_argument("--figure", choices=["cam", "robustness", "ood"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes; "
+                   "robustness: occlusion and in-between curves, error per corruption, reliability diagrams, from the stored records; "
+                   "ood: histograms of in- vs out-of-distribution scores per backbone and set, and ROC curves")
+    g.add_argument("--score", default="msp", help="the OOD figure's score (msp, max_logit, energy, odin; default msp)")
+    g.add_argument("--images", type=int, default=6, help="images per row of the figure (evenly spaced over the split)")
+    g.add_argument("--device", default="cpu", help="device for the figure's forward passes")
+    add_data_args(p)
+    p.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.paths import results_dir
+    from bench.registry import matches
+    from bench.store import ResultsStore
+    from bench.tables import report_table
+
+    store = ResultsStore.open(results_dir(args.results), write=False)
+    records = [
+        r for r in store.records(include_limited=args.include_limited)
+        if matches(r["backbone"]["name"], args.backbones) and matches(r["task"]["name"], args.tasks)
+    ]
+    store.close()
+    if not records:
+        raise BenchError(f"no stored results match backbones '{args.backbones}' and tasks '{args.tasks}' in {store.path}", "run 'bench run' first (limited runs need --include-limited)")
+    if args.figure == "cam":
+        from bench.figures import cam_figure
+        from bench.paths import parse_overrides
+        from bench.task import DataLocator
+
+        task = records[-1]["task"]["name"]
+        output = Path(args.output or f"reports/figures/cam_{task}.png")
+        path = cam_figure(records, DataLocator(args.data_root, parse_overrides(args.data_path)), output, args.images, args.device)
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbones x {args.images} images)")
+        return 0
+    if args.figure == "robustness":
+        from bench.figures import robustness_figure
+
+        path = robustness_figure(records, Path(args.output or "reports/figures/robustness.png"))
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbone(s))")
+        return 0
+    if args.figure == "ood":
+        from bench.figures import ood_figure
+
+        path = ood_figure(records, Path(args.output or "reports/figures/ood.png"), args.score)
+        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbone(s))")
+        return 0
+    table = report_table(records)
+    print(table)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(table + "\n")
+    return 0
+

@@ -1,0 +1,46 @@
+"""`bench run`: every backbone x task cell, stored; one result table at the end."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from bench.commands.options import EXAMPLES, add_data_args, add_selection_args, run_options
+
+
+def register(sub: Any, command: Any) -> None:
+    """Add this command's parser to `sub` (`command(sub, name, ...)` adds the common flags)."""
+    p = command(sub, "run", help="run tasks on backbones and store the results", description="Run every backbone x task cell; cached cells are not re-run unless --force.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_selection_args(p)
+    add_data_args(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
+    g.add_argument("--limit", type=int, help="score N evenly spaced samples of the split (marked limited; never in paper tables)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when available)")
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
+    g.add_argument("--force", action="store_true", help="re-run cells that are already stored")
+    p.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import check_names
+
+    check_names(args.backbone, args.task)  # before torch is imported
+    from bench.evaluation import world
+    from bench.runner import run_grid
+    from bench.tables import run_table
+
+    opts = run_options(args)
+    outcomes = run_grid(args.backbone, args.task, opts, debug=args.debug)
+    if world()[0] == 0:
+        print(run_table(outcomes))
+        failed = [o for o in outcomes if o.error]
+        for o in failed:
+            print(f"bench: error: {o.backbone} x {o.task}: {o.error}", file=sys.stderr)
+        return 1 if failed else 0
+    return 0
+

@@ -205,7 +205,7 @@ def run_plan(task: Any, plan: Any, ctx: Any) -> Any:
                 else:
                     counts = counts or (n_total, n_scored)
             emitted.update({split.prefix + k: v for k, v in metrics.items()})
-            samples += split.evaluator.samples()
+            samples += [{"split": split.name, **row} for row in split.evaluator.samples()]  # rows say which split they score
             extra = split.evaluator.details()
             if split.details_key is None:
                 details.update(extra)

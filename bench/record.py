@@ -47,6 +47,7 @@ class MetricMeta(TypedDict):
     headline: bool
     aggregate: list[str] | None
     order: int  # position among the task's metrics
+    stat: NotRequired[dict[str, Any] | None]  # how its intervals are computed (bench.task.Stat), from schema 3 on when declared
 
 
 class Record(TypedDict):

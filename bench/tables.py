@@ -29,12 +29,13 @@ def fmt(value: float | None) -> str:
 def run_table(outcomes: Sequence[Any]) -> str:
     """One row per metric of every cell that ran, was cached, or failed; notes below the table."""
     rows, notes = [], []
+    several_seeds = len({o.record["seed"] for o in outcomes if o.record}) > 1
     for o in outcomes:
         if o.error:
             rows.append([o.backbone, o.task, "", "", "-", "", "", "failed: " + o.error])
             continue
         r = o.record
-        cell_notes = ["cached" if o.cached else "new"]
+        cell_notes = ["cached" if o.cached else "new"] + ([f"seed {r['seed']}"] if several_seeds else [])
         if r["limited"]:
             cell_notes.append("limited")
         card = r["backbone"].get("card") or {}

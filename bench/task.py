@@ -27,6 +27,28 @@ def limited_indices(n_total: int, limit: int | None) -> list[int]:
 
 
 @dataclass(frozen=True)
+class Stat:
+    """How a metric's uncertainty is computed (bench.stats.paired): `kind` names the estimator
+    (proportion: a 0/1 value per sample, Wilson and exact McNemar; mean: a per-sample value,
+    bootstrap; maxboxacc: the CAM thresholds where a box hits, bootstrap re-taking the max;
+    auroc: scores of in- and out-of-distribution samples, DeLong), `field` the key of the samples
+    rows it reads, `rows` which rows (key, value) belong to it. {placeholders} in either are filled
+    from the metric's name (maxboxacc@50 fills {iou} with 50); a field placeholder the name does
+    not fill stands for every key that matches (MaxBoxAccV2 averages hits@30, hits@50, hits@70).
+    The metric is `scale` times the statistic (100: percent). The unit resampled is the sample,
+    or the rows sharing `cluster`."""
+
+    kind: str
+    field: str
+    rows: tuple[tuple[str, str], ...] = ()
+    scale: float = 100.0
+    cluster: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "field": self.field, "rows": [list(r) for r in self.rows], "scale": self.scale, "cluster": self.cluster}
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     """One metric a task emits, declared once. `name` may be a family with one {field}
     ('maxboxacc@{iou}': maxboxacc@30, maxboxacc@50, ...). `description` is its convention, kept
@@ -42,13 +64,25 @@ class MetricSpec:
     headline: bool = False
     aggregate: tuple[str, str] | None = None
     detail: bool = False  # fine-grained (one per corruption x severity...): kept in the record, left out of the printed run table
+    stat: Stat | None = None  # how its intervals and paired tests are computed (bench check); None: point values only
 
     def matches(self, name: str) -> bool:
         return name_matches(self.name, name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "higher_is_better": self.higher_is_better, "unit": self.unit, "description": self.description,
-                "tables": list(self.tables), "headline": self.headline, "aggregate": list(self.aggregate) if self.aggregate else None, "detail": self.detail}
+                "tables": list(self.tables), "headline": self.headline, "aggregate": list(self.aggregate) if self.aggregate else None, "detail": self.detail,
+                "stat": self.stat.to_dict() if self.stat else None}
+
+
+def name_fields(pattern: str, name: str) -> dict[str, str] | None:
+    """The {field} values of a family member ('maxboxacc@{iou}', 'maxboxacc@50' -> {'iou': '50'}), None if it is not one."""
+    import re
+
+    keys = re.findall(r"\{([a-z_]+)\}", pattern)
+    parts = re.split(r"\{[a-z_]+\}", pattern)
+    found = re.fullmatch("([^/]+?)".join(re.escape(p) for p in parts), name)
+    return dict(zip(keys, found.groups())) if found else None
 
 
 def name_matches(pattern: str, name: str) -> bool:
@@ -146,6 +180,7 @@ class Task:
     replaces_head: ClassVar[bool] = False  # True for tasks that put their own head on the backbone
     reported_key: ClassVar[str | None] = None  # key of the published numbers in a card's provenance
     seeded: ClassVar[bool] = True  # False for deterministic evaluations: --seed does not change them (nor their identity)
+    sample_key: ClassVar[tuple[str, ...]] = ("index",)  # what identifies a samples row within its split: paired comparisons join on it
 
     def default_config(self) -> dict[str, Any]:
         """The protocol's parameters, with the paper's values as defaults."""

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from bench.evaluation import RowsEvaluator
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Stat, Task
 
 
 def eps_name(eps: float) -> str:
@@ -60,7 +60,8 @@ class FgsmEvaluator(RowsEvaluator):
         return out
 
     def samples(self) -> list[dict[str, Any]]:
-        return [{"index": i, "target": t, "pred": p, "pred_adv": adv} for i, (t, p, adv) in sorted(self.rows.items())]
+        return [{"index": i, "target": t, "pred": p, "pred_adv": adv, "clean_correct": int(p == t), "fgsm_correct": int(adv[0] == t),
+                 **{f"correct@{eps_name(e)}": int(a == t) for e, a in zip(self.eps, adv)}} for i, (t, p, adv) in sorted(self.rows.items())]
 
 
 class ImageNetFgsm(Task):
@@ -72,9 +73,9 @@ class ImageNetFgsm(Task):
     reported_key = "imagenet_fgsm"
     metrics = (
         MetricSpec("fgsm_top1_acc", True, description="top-1 accuracy on FGSM images at the first eps (default 8/255), pixel space [0, 1], eval mode",
-                   tables=("paper Table 11: FGSM Top-1 Acc",), headline=True),
-        MetricSpec("clean_top1_acc", True, description="top-1 accuracy on the same images, unattacked"),
-        MetricSpec("top1_acc@{eps}", True, description="top-1 accuracy at each eps of the sweep (eps8 = 8/255)"),
+                   tables=("paper Table 11: FGSM Top-1 Acc",), headline=True, stat=Stat("proportion", "fgsm_correct")),
+        MetricSpec("clean_top1_acc", True, description="top-1 accuracy on the same images, unattacked", stat=Stat("proportion", "clean_correct")),
+        MetricSpec("top1_acc@{eps}", True, description="top-1 accuracy at each eps of the sweep (eps8 = 8/255)", stat=Stat("proportion", "correct@{eps}")),
     )
 
     def default_config(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.errors import BenchError
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Stat, Task
 from tasks.classification import TopKEvaluator
 
 
@@ -23,10 +23,10 @@ class Cifar100Classification(Task):
     datasets = ("cifar100",)
     metrics = (
         MetricSpec("top1_err", False, description="top-1 error on the 10,000 CIFAR-100 test images, the card's preprocessing (CIFAR cards: none but normalisation)",
-                   tables=("paper Table 5: Top-1 Err",), headline=True),
-        MetricSpec("top5_err", False, description="top-5 error, as top1_err", tables=("paper Table 5: Top-5 Err",)),
-        MetricSpec("ece", False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins"),
-        MetricSpec("nll", False, unit="nats", description="mean negative log-likelihood of the true class"),
+                   tables=("paper Table 5: Top-1 Err",), headline=True, stat=Stat("proportion", "top1_wrong")),
+        MetricSpec("top5_err", False, description="top-5 error, as top1_err", tables=("paper Table 5: Top-5 Err",), stat=Stat("proportion", "top5_wrong")),
+        MetricSpec("ece", False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins", stat=Stat("ece", "confidence,top1_wrong")),
+        MetricSpec("nll", False, unit="nats", description="mean negative log-likelihood of the true class", stat=Stat("mean", "nll", scale=1.0)),
     )
     reported_key = "cifar100_cls"
     seeded = False

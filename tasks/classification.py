@@ -11,7 +11,7 @@ from bench.data.images import ImageList, Normalizer, eval_transform
 from bench.data.imagenet import read_imagenet_val
 from bench.evaluation import Evaluator, Split
 from bench.metrics.classification import topk_error
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Stat, Task
 
 
 class TopKEvaluator(Evaluator):
@@ -66,8 +66,9 @@ class TopKEvaluator(Evaluator):
         return {"reliability": self.bins}  # the reliability diagram's 15 bins: count, mean confidence, accuracy
 
     def samples(self) -> list[dict[str, Any]]:
-        return [{"index": int(i), "image": self.image_names[i], "target": int(t), "top5": [int(c) for c in top]}
-                for i, t, top in zip(self.index, self.targets_all, self.top_all)]
+        return [{"index": int(i), "image": self.image_names[i], "target": int(t), "top5": [int(c) for c in top],
+                 "top1_wrong": int(top[0] != t), "top5_wrong": int(t not in top), "nll": float(-lp), "confidence": float(c)}
+                for i, t, top, lp, c in zip(self.index, self.targets_all, self.top_all, self.true_logp_all, self.confidence_all)]
 
 
 class ImageNetClassification(Task):
@@ -78,11 +79,11 @@ class ImageNetClassification(Task):
     datasets = ("imagenet",)
     metrics = (
         MetricSpec("top1_err", higher_is_better=False, description="top-1 error on the val split, the card's resize + center crop, one crop",
-                   tables=("paper Table 3: Top-1 Err", "paper Table 4: Top-1 Err"), headline=True),
-        MetricSpec("top5_err", higher_is_better=False, description="top-5 error, as top1_err", tables=("paper Table 3: Top-5 Err", "paper Table 4: Top-5 Err")),
+                   tables=("paper Table 3: Top-1 Err", "paper Table 4: Top-1 Err"), headline=True, stat=Stat("proportion", "top1_wrong")),
+        MetricSpec("top5_err", higher_is_better=False, description="top-5 error, as top1_err", tables=("paper Table 3: Top-5 Err", "paper Table 4: Top-5 Err"), stat=Stat("proportion", "top5_wrong")),
         MetricSpec("ece", higher_is_better=False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins (Guo et al. 2017)",
-                   headline=True),
-        MetricSpec("nll", higher_is_better=False, unit="nats", description="mean negative log-likelihood of the true class"),
+                   headline=True, stat=Stat("ece", "confidence,top1_wrong")),
+        MetricSpec("nll", higher_is_better=False, unit="nats", description="mean negative log-likelihood of the true class", stat=Stat("mean", "nll", scale=1.0)),
     )
     reported_key = "imagenet_cls"
     seeded = False  # no training, no randomness: every seed scores the same

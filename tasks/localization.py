@@ -29,7 +29,7 @@ from bench.cam import CAM_METHODS, CamComputer
 from bench.errors import BenchError
 from bench.settings import Setting
 from bench.evaluation import Evaluator, RowsEvaluator
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Stat, Task
 
 PROTOCOLS = ("paper", "wsoleval")
 
@@ -131,13 +131,13 @@ class Localization(Task):
     replaces_head = True
     metrics = (
         MetricSpec("top1_loc", True, description="paper: class right and IoU > 0.5, CAM of the predicted class, threshold 0.15 x max, largest component",
-                   tables=("paper Table 9: Top-1 Loc",), headline=True),
-        MetricSpec("gt_known_loc", True, description="paper protocol: IoU > 0.5, CAM of the true class (not in the paper's tables: Table 9 gives Top-1 Loc only)"),
-        MetricSpec("top1_err", False, description="classification error of the fine-tuned classifier (paper protocol's crop)"),
-        MetricSpec("maxboxacc", True, description="wsolevaluation MaxBoxAcc: largest contour, IoU >= 0.5, best threshold"),
+                   tables=("paper Table 9: Top-1 Loc",), headline=True, stat=Stat("proportion", "top1_loc", (("split", "paper"),))),
+        MetricSpec("gt_known_loc", True, description="paper protocol: IoU > 0.5, CAM of the true class (not in the paper's tables: Table 9 gives Top-1 Loc only)", stat=Stat("proportion", "gt_known_loc", (("split", "paper"),))),
+        MetricSpec("top1_err", False, description="classification error of the fine-tuned classifier (paper protocol's crop)", stat=Stat("proportion", "top1_wrong", (("split", "paper"),))),
+        MetricSpec("maxboxacc", True, description="wsolevaluation MaxBoxAcc: largest contour, IoU >= 0.5, best threshold", stat=Stat("maxboxacc", "hits_v1", (("split", "wsoleval"),))),
         MetricSpec("maxboxacc_v2", True, description="wsolevaluation MaxBoxAccV2: mean of maxboxacc@{iou} (all contours, each IoU with its best threshold)",
-                   headline=True, aggregate=("mean", "maxboxacc@{iou}")),
-        MetricSpec("maxboxacc@{iou}", True, description="wsolevaluation: all contours, IoU >= iou %, best threshold"),
+                   headline=True, aggregate=("mean", "maxboxacc@{iou}"), stat=Stat("maxboxacc", "hits@{iou}", (("split", "wsoleval"),))),
+        MetricSpec("maxboxacc@{iou}", True, description="wsolevaluation: all contours, IoU >= iou %, best threshold", stat=Stat("maxboxacc", "hits@{iou}", (("split", "wsoleval"),))),
     )
     schedule: dict[str, Any] = {}
     split_name = "test"
@@ -243,7 +243,7 @@ class Localization(Task):
         if "wsoleval" in protocols:
             size = (cfg["wsoleval_size"], cfg["wsoleval_size"])
             splits.append(Split("wsoleval", SizedImages(split.images, split.targets, eval_transform(cfg["wsoleval_size"], None)),
-                                WsolEvalEvaluator(split, size, float(cfg["interval"]), ious, rows="paper" not in protocols),
+                                WsolEvalEvaluator(split, size, float(cfg["interval"]), ious),
                                 forward=lambda b, size=size: cams(prepare(b[0]), [b[1]], size), model=model, grad=grad))
         details = {"finetune": info, "strided_convs_changed": changed, "classes": len(split.classes), "protocols": protocols}
         return Plan(splits, details, cleanup=[cams.close])
@@ -275,7 +275,8 @@ class PaperLocEvaluator(RowsEvaluator):
             hit_gt, iou_gt = box_hits(largest_component_box(gt_maps[j], cfg["cam_threshold"]), gt, cfg["loc_iou"])
             correct = preds[j] == split.targets[i]
             self.rows[i] = {"pred": preds[j], "box": list(pred_box) if pred_box else None, "iou": round(iou_pred, 4),
-                            "top1_loc": bool(correct and hit_pred), "gt_known_loc": bool(hit_gt), "gt_known_iou": round(iou_gt, 4)}
+                            "top1_loc": bool(correct and hit_pred), "gt_known_loc": bool(hit_gt), "gt_known_iou": round(iou_gt, 4),
+                            "top1_wrong": int(not correct)}
 
     def metrics(self) -> dict[str, float]:
         rows, n = self.rows, len(self.rows)
@@ -294,8 +295,8 @@ class WsolEvalEvaluator(Evaluator):
     MaxBoxAcc (largest contour, IoU 50) and maxboxacc@{iou} over all contours (MaxBoxAccV2 is
     their mean, a declared aggregation)."""
 
-    def __init__(self, split: LocSplit, size: tuple[int, int], interval: float, ious: list[int], rows: bool):
-        self.split, self.size, self.interval, self.ious, self.rows = split, size, interval, ious, rows
+    def __init__(self, split: LocSplit, size: tuple[int, int], interval: float, ious: list[int]):
+        self.split, self.size, self.interval, self.ious = split, size, interval, ious
 
     def reset(self) -> None:
         from bench.metrics.wsol import BoxAccuracy, cam_thresholds
@@ -304,6 +305,7 @@ class WsolEvalEvaluator(Evaluator):
         self.v2 = BoxAccuracy(thresholds, tuple(self.ious), multi_contour=True)
         self.v1 = BoxAccuracy(thresholds, (50,), multi_contour=False)
         self.seen: list[int] = []
+        self.hits: dict[int, dict[str, Any]] = {}
 
     def process(self, batch: Any, outputs: Any) -> None:
         from bench.metrics.wsol import resize_box
@@ -313,18 +315,22 @@ class WsolEvalEvaluator(Evaluator):
         sizes = list(zip(widths.tolist(), heights.tolist()))
         indices = indices.tolist()
         gts = [np.array([resize_box(b, sizes[j], self.size) for b in self.split.boxes[i]]) for j, i in enumerate(indices)]
-        self.v2.add_many(maps, gts)
-        self.v1.add_many(maps, gts)
+        from bench.stats.replicates import runs_of
+
+        bests2, bests1 = self.v2.add_many(maps, gts), self.v1.add_many(maps, gts)
+        for i, b2, b1 in zip(indices, bests2, bests1):  # per image, the CAM thresholds where its box hits (bench check's bootstrap)
+            self.hits[i] = {"hits_v1": runs_of(b1 >= 0.5), **{f"hits@{t}": runs_of(b2 >= t / 100) for t in self.ious}}
         self.seen += indices
 
     def state(self) -> Any:
-        return (self.v1.count, self.v1.correct, self.v2.count, self.v2.correct, self.seen)
+        return (self.v1.count, self.v1.correct, self.v2.count, self.v2.correct, self.seen, self.hits)
 
     def merge(self, states: list[Any]) -> None:
         for k, acc in ((0, self.v1), (2, self.v2)):
             acc.count = sum(p[k] for p in states)
             acc.correct = {t: sum(p[k + 1][t] for p in states) for t in acc.correct}
         self.seen = sorted(i for p in states for i in p[4])
+        self.hits = {i: h for p in states for i, h in p[5].items()}
 
     def metrics(self) -> dict[str, float]:
         r1, r2 = self.v1.result(), self.v2.result()
@@ -334,8 +340,8 @@ class WsolEvalEvaluator(Evaluator):
     def details(self) -> dict[str, Any]:
         return {"best_cam_threshold": self.thresholds}
 
-    def samples(self) -> list[dict[str, Any]]:  # the paper protocol's rows carry the ids; alone, this one does
-        return [_base_row(self.split, i) for i in self.seen] if self.rows else []
+    def samples(self) -> list[dict[str, Any]]:
+        return [{**_base_row(self.split, i), **self.hits[i]} for i in self.seen]
 
 
 class CubLocalization(Localization):

@@ -412,7 +412,19 @@ def test_paper_protocol_hits_and_misses_with_a_known_cam(run_bench, tmp_path, sc
     assert {k: m[k] for k in expected} == pytest.approx(expected, abs=1e-9)
     assert 0 < m["top1_loc"] < m["gt_known_loc"] < 100 and 0 < m["top1_err"] < 100
     rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
-    assert {r["id"]: (r["pred"], r["iou"], r["gt_known_iou"], r["top1_loc"], r["gt_known_loc"]) for r in rows} == dict(zip(ids, per_image))
+    paper_rows = [r for r in rows if r["split"] == "paper"]
+    assert {r["id"]: (r["pred"], r["iou"], r["gt_known_iou"], r["top1_loc"], r["gt_known_loc"]) for r in paper_rows} == dict(zip(ids, per_image))
+    assert [r["top1_wrong"] for r in paper_rows] == [int(r["pred"] != r["target"]) for r in paper_rows]
+    # the per-image hit runs that bench check resamples give back the stored MaxBoxAcc and MaxBoxAccV2 exactly
+    from bench.checks.pairing import as_data
+
+    wsol = [r for r in rows if r["split"] == "wsoleval"]
+    assert sorted(r["id"] for r in wsol) == sorted(ids)
+    ones = np.ones((1, len(wsol)), np.int32)
+    from bench.stats.replicates import max_box_acc
+
+    assert max_box_acc(as_data("maxboxacc", [[r["hits_v1"]] for r in wsol])[0], ones)[0] == m["maxboxacc"]
+    assert max_box_acc(as_data("maxboxacc", [[r[f"hits@{t}"] for t in (30, 50, 70)] for r in wsol])[0], ones)[0] == pytest.approx(m["maxboxacc_v2"], abs=1e-12)
     assert_informative(m)
 
 

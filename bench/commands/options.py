@@ -41,10 +41,14 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-path", action="append", metavar="NAME=DIR", help="one dataset's folder, e.g. imagenet=/fast/ILSVRC2012 (repeatable)")
 
 
-def add_selection_args(p: argparse.ArgumentParser) -> None:
+def add_selection_args(p: argparse.ArgumentParser, check: bool = False) -> None:
     g = p.add_argument_group("what to run")
-    g.add_argument("--backbone", required=True, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or checkpoint files (PATH or NAME=PATH, all of --arch)")
-    g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
+    if check:
+        g.add_argument("--backbone", required=True, help="NEW: the checkpoint to check (card name, torchvision:/timm: name, or a checkpoint file with --arch)")
+        g.add_argument("--task", default="*", help="task name, wildcard or comma list (default: every task both have complete results for)")
+    else:
+        g.add_argument("--backbone", required=True, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or checkpoint files (PATH or NAME=PATH, all of --arch)")
+        g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
     g.add_argument("--arch", help="architecture of the checkpoint files named: torchvision name (resnet50), pyramidnet200 (CIFAR, CutMix-PyTorch's), timm:NAME or module:callable")
     g.add_argument("--name", help="display name of the one checkpoint file named, used in tables and the store (default: its file name); "
                                   "for several files write NAME=PATH in --backbone. The name is part of the cell, like a card's: the same file under another name runs again")
@@ -110,3 +114,23 @@ def run_options(args: argparse.Namespace) -> Any:
         name=args.name,
     )
 
+
+
+def parse_seeds(value: str | None) -> list[int] | None:
+    """--seeds 0,1,2 (those seeds) or --seeds 3 (0, 1, 2); refuse duplicates and negatives."""
+    if value is None:
+        return None
+    parts = [v.strip() for v in value.split(",")]
+    try:
+        numbers = [int(v) for v in parts]
+    except ValueError:
+        raise BenchError(f"--seeds expects a count (3) or a comma list of seeds (0,1,2), got '{value}'", "e.g. --seeds 3 or --seeds 0,1,2") from None
+    if len(numbers) == 1 and "," not in value:
+        if numbers[0] <= 0:
+            raise BenchError(f"--seeds N needs N >= 1, got {numbers[0]}", "e.g. --seeds 3 runs seeds 0, 1, 2")
+        return list(range(numbers[0]))
+    if any(n < 0 for n in numbers):
+        raise BenchError(f"--seeds lists a negative seed: '{value}'", "seeds are 0 or more")
+    if len(set(numbers)) != len(numbers):
+        raise BenchError(f"--seeds lists a seed twice: '{value}'", "name each seed once")
+    return numbers

@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Any
 
-from bench.commands.options import EXAMPLES, add_data_args, add_selection_args, run_options
+from bench.commands.options import EXAMPLES, add_data_args, add_selection_args, parse_seeds, run_options
+from bench.errors import BenchError
 
 
 def register(sub: Any, command: Any) -> None:
@@ -18,7 +19,8 @@ def register(sub: Any, command: Any) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--results", help="results folder (default: $BENCH_RESULTS or ./results)")
     g.add_argument("--limit", type=int, help="score N evenly spaced samples of the split (marked limited; never in paper tables)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, help="seed of the tasks that train or sample (default 0); deterministic tasks ignore it")
+    g.add_argument("--seeds", help="run each seeded cell once per seed: a count (3 = seeds 0, 1, 2) or a comma list (0,5,7); deterministic tasks run once")
     g.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when available)")
     g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
@@ -29,13 +31,22 @@ def register(sub: Any, command: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import check_names
 
+    seeds = parse_seeds(args.seeds)
+    if seeds is not None and args.seed is not None:
+        raise BenchError("--seed and --seeds both given", "pass one: --seed 3 runs seed 3, --seeds 3 runs seeds 0, 1, 2")
+    args.seed = args.seed if args.seed is not None else (seeds or [0])[0]
     check_names(args.backbone, args.task)  # before torch is imported
     from bench.evaluation import world
-    from bench.runner import run_grid
+    from bench.runner import run_grid, select_tasks
     from bench.tables import run_table
 
     opts = run_options(args)
     outcomes = run_grid(args.backbone, args.task, opts, debug=args.debug)
+    seeded = ",".join(t.name for t in select_tasks(args.task) if t.seeded)
+    for s in (seeds or [])[1:]:  # deterministic tasks give the same cell for every seed: once is enough
+        if seeded:
+            opts.seed = s
+            outcomes += run_grid(args.backbone, seeded, opts, debug=args.debug)
     if world()[0] == 0:
         print(run_table(outcomes))
         failed = [o for o in outcomes if o.error]

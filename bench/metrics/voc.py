@@ -70,6 +70,19 @@ def _pair_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
 def class_pr(gt_image: np.ndarray, gt_boxes: np.ndarray, gt_difficult: np.ndarray, det_image: np.ndarray, det_scores: np.ndarray,
              det_boxes: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray, int]:
     """Recall and precision after each detection (in score order) for one class; and npos."""
+    _, tp, fp, npos = class_flags(gt_image, gt_boxes, gt_difficult, det_image, det_scores, det_boxes, iou)
+    tp_cum, fp_cum = np.cumsum(tp), np.cumsum(fp)
+    recall = tp_cum / npos if npos else np.full(len(tp), np.nan)
+    precision = tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps)
+    return recall, precision, npos
+
+
+def class_flags(gt_image: np.ndarray, gt_boxes: np.ndarray, gt_difficult: np.ndarray, det_image: np.ndarray, det_scores: np.ndarray,
+                det_boxes: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """One class's detections in score order (`order` indexes the input), whether each is a true
+    positive and whether a false positive (one matched to a difficult object is neither), and npos.
+    The flags depend only on the detection's own image, which is what lets a bootstrap over images
+    reweight them (bench.stats.replicates.voc_map)."""
     npos = int((~gt_difficult).sum())
     order = np.argsort(-det_scores, kind="stable")
     det_image, det_boxes = det_image[order], det_boxes[order]
@@ -100,10 +113,7 @@ def class_pr(gt_image: np.ndarray, gt_boxes: np.ndarray, gt_difficult: np.ndarra
     _, first_claim = np.unique(matched[claimers], return_index=True)  # in score order: the first claim wins
     tp[claimers[first_claim]] = True
     fp = ~tp & ~difficult_hit
-    tp_cum, fp_cum = np.cumsum(tp), np.cumsum(fp)
-    recall = tp_cum / npos if npos else np.full(nd, np.nan)
-    precision = tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps)
-    return recall, precision, npos
+    return order, tp, fp, npos
 
 
 def voc_detection_ap(gt: Sequence[GroundTruth], dets: Detections, num_classes: int, iou: float = 0.5) -> dict[str, object]:

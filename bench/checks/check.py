@@ -1,0 +1,233 @@
+"""A check of NEW against REF: every task both have complete results for, metric by metric, with
+the paired procedure each metric declares (bench.task.Stat), Holm's correction across the
+metrics, tolerances and verdicts. Pure bookkeeping over stored records and samples files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from bench.checks import pairing
+from bench.checks.verdicts import Tolerances, degradation, verdict
+from bench.errors import BenchError
+from bench.stats import paired
+from bench.stats.multiple import holm
+
+
+@dataclass
+class MetricCheck:
+    task: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    headline: bool
+    result: paired.Paired
+    tolerance: float
+    tolerance_from: str
+    seeds: tuple[list[int], list[int]]
+    scope: str  # what the interval covers: image noise only, or seeds as well
+    p_adjusted: float = 1.0
+    verdict: str = ""
+    image: paired.Paired | None = None  # with seeds: the image-level comparison of the first seed pair
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("result", "image")}
+        out["result"] = self.result.to_dict()
+        if self.image is not None:
+            out["image_level"] = self.image.to_dict()
+        return out
+
+
+@dataclass
+class CheckResult:
+    new: str
+    ref: str
+    alpha: float
+    metrics: list[MetricCheck] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # metrics without a declared statistic, and why
+
+    def deciding(self) -> list[MetricCheck]:
+        return [m for m in self.metrics if m.headline]
+
+    def exit_code(self, strict: bool) -> int:
+        if any(m.verdict == "worse" for m in self.deciding()):
+            return 1
+        if strict and any(m.verdict == "inconclusive" for m in self.deciding()):
+            return 3
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"new": self.new, "ref": self.ref, "alpha": self.alpha, "metrics": [m.to_dict() for m in self.metrics], "skipped": self.skipped}
+
+
+def _compare_one(kind: str, new_data: Any, ref_data: Any, n: int, scale: float, resamples: int, seed: int, alpha: float) -> paired.Paired:
+    if kind == "proportion":
+        return paired.compare_proportions(new_data, ref_data, scale, resamples, seed, alpha)
+    return paired.compare_bootstrap(paired.STATISTICS[kind], new_data, ref_data, n, scale, resamples, seed, kind, alpha=alpha)
+
+
+def _seed_level(values_new: list[float], values_ref: list[float], image: list[paired.Paired], alpha: float) -> paired.Paired:
+    """Several seeds per side: the difference of the seed means, with Welch's variance of it plus the
+    image-level variance (the mean of the seed pairs' paired variances over their number); a t
+    interval with Welch-Satterthwaite's degrees of freedom."""
+    a, b = np.array(values_new), np.array(values_ref)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    img = float(np.mean([p.se ** 2 for p in image])) / len(image)
+    se = float(np.sqrt(va + vb + img))
+    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if len(a) > 1 else 0) + (vb ** 2 / (len(b) - 1) if len(b) > 1 else 0)) if va + vb > 0 else np.inf
+    diff = float(a.mean() - b.mean())
+    t = sps.t.ppf(1 - alpha / 2, df)
+    p = 1.0 if se == 0 else float(2 * sps.t.sf(abs(diff) / se, df))
+    mde = float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(paired.POWER, df)) * se)
+    return paired.Paired("seeds", f"seed means ({len(a)} vs {len(b)} seeds): Welch's variance plus the image-level paired variance, t interval (df {df:.1f})",
+                         image[0].n, float(a.mean()), float(a.mean() - t * np.sqrt(va)) if va else float(a.mean()), float(a.mean() + t * np.sqrt(va)) if va else float(a.mean()),
+                         float(b.mean()), float(b.mean() - t * np.sqrt(vb)) if vb else float(b.mean()), float(b.mean() + t * np.sqrt(vb)) if vb else float(b.mean()),
+                         diff, diff - t * se, diff + t * se, se, p, mde, image[0].resamples, 1 - alpha)
+
+
+def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, tolerances: Tolerances, alpha: float,
+               resamples: int | None, seed: int, result: CheckResult) -> None:
+    """Compare every metric of one task that has a declared statistic; append to `result`."""
+    new_rows = [pairing.read_rows(r, results) for r in new.records]
+    ref_rows = [pairing.read_rows(r, results) for r in ref.records]
+    several = task.seeded and len(new.records) > 1 and len(ref.records) > 1
+    pairs = list(zip(range(len(new.records)), range(len(ref.records))))
+    from bench.tables import declared_order
+
+    for metric in declared_order(new.records[0]):
+        spec = task.metric_spec(metric)
+        if spec.detail:
+            continue
+        if spec.stat is None:
+            result.skipped.append(f"{task.name} {metric}: no per-sample statistic declared (point values only)")
+            continue
+        if metric not in ref.records[0]["metrics"]:
+            result.skipped.append(f"{task.name} {metric}: {ref.name} has no value")
+            continue
+        image = []
+        for i, j in pairs if several else pairs[:1]:
+            who_new, who_ref = f"{new.name} x {task.name} (seed {new.records[i]['seed']})", f"{ref.name} x {task.name} (seed {ref.records[j]['seed']})"
+            _, a, b, _ = pairing.joined(task, metric, spec.name, spec.stat, new_rows[i], ref_rows[j], who_new, who_ref)
+            data_a, n = pairing.as_data(spec.stat.kind, a)
+            data_b, _ = pairing.as_data(spec.stat.kind, b)
+            image.append(_compare_one(spec.stat.kind, data_a, data_b, n, spec.stat.scale, resamples or paired.DEFAULT_RESAMPLES[spec.stat.kind], seed, alpha))
+        if several:
+            res = _seed_level([r["metrics"][metric] for r in new.records], [r["metrics"][metric] for r in ref.records], image, alpha)
+            scope = f"seeds and images ({len(new.records)} vs {len(ref.records)} seeds)"
+        else:
+            res = image[0]
+            scope = "image noise only: one seed per side; --seeds on both for a claim about the recipe" if task.seeded else "image noise (a deterministic task)"
+        tol, where = tolerances.get(task, metric)
+        result.metrics.append(MetricCheck(task.name, metric, spec.unit, spec.higher_is_better, spec.headline, res, tol, where,
+                                          (new.seeds, ref.seeds), scope, image=image[0] if several else None))
+
+
+def finish(result: CheckResult) -> CheckResult:
+    """Holm across the metrics of the check, then each verdict."""
+    adjusted = holm([m.result.p for m in result.metrics]) if result.metrics else []
+    for m, p in zip(result.metrics, adjusted):
+        m.p_adjusted = p
+        _, lo, hi = degradation(m.result.diff, m.result.low, m.result.high, m.higher_is_better)
+        m.verdict = verdict(lo, hi, m.tolerance, p, result.alpha)
+    if not result.metrics:
+        raise BenchError(f"nothing to compare between {result.new} and {result.ref}: no metric with a per-sample statistic", "see bench list tasks; re-run the cells with --force to write per-sample statistics")
+    return result
+
+
+def _side_name(spec: str, opts: Any) -> tuple[str, str | None]:
+    """A backbone's display name, and the file's sha256 when it is a checkpoint file."""
+    from bench.cards import looks_like_path, resolve_backbone, split_display_name
+    from bench.runner import display_names
+
+    card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing, display_names([spec], opts)[spec])
+    path = split_display_name(spec)[1]
+    if looks_like_path(path) and not path.endswith((".yaml", ".yml")) and Path(path).is_file():
+        from bench.backbones.download import sha256_file
+
+        return card.name, sha256_file(Path(path))
+    return card.name, None
+
+
+def run_check(new_spec: str, ref_spec: str, task_pattern: str, opts: Any, tolerances: Tolerances, alpha: float, seeds: list[int] | None,
+              resamples: int | None, stat_seed: int, allow_config_diff: bool) -> CheckResult:
+    """NEW against REF (a backbone, or 'paper': NEW's card's published numbers) over every task of the pattern."""
+    from bench.registry import is_pattern
+    from bench.runner import select_tasks
+    from bench.store import ResultsStore
+
+    store = ResultsStore.open(opts.results, write=False)
+    records = list(store.records(include_limited=False))
+    store.close()
+    new_name, new_sha = _side_name(new_spec, opts)
+    paper = ref_spec == "paper"
+    ref_name, ref_sha = (new_name, new_sha) if paper else _side_name(ref_spec, opts)
+    explicit = not any(is_pattern(p) for p in task_pattern.split(","))
+    result = CheckResult(new_name, "the paper" if paper else ref_name, alpha)
+    for task in select_tasks(task_pattern):
+        new = pairing.pick(records, new_name, task, seeds, new_sha)
+        ref = None if paper else pairing.pick(records, ref_name, task, seeds, ref_sha)
+        if new is None or (ref is None and not paper):
+            if explicit:
+                who = new_name if new is None else ref_name
+                raise BenchError(f"{who} has no complete {task.name} results in {store.path}",
+                                 f"run it first (bench run --backbone {who} --task {task.name}), or pass --run")
+            if new is not None or ref is not None:
+                result.skipped.append(f"{task.name}: only {new_name if new else ref_name} has complete results")
+            continue
+        if paper:
+            paper_task(task, new, opts.results, tolerances, alpha, resamples, stat_seed, result)
+            continue
+        differ = pairing.config_difference(new.records[0], ref.records[0])
+        if differ and not allow_config_diff:
+            raise BenchError(f"{new_name} and {ref_name} were scored on {task.name} with different {differ}",
+                             "score both the same way (bench check --run does), or pass --allow-config-diff to compare anyway")
+        check_task(task, new, ref, opts.results, tolerances, alpha, resamples, stat_seed, result)
+    if not result.metrics and not paper:
+        names = f"{new_name} and {ref_name}"
+        raise BenchError(f"{names} have no task with complete results in common in {store.path}" + (f" (matching '{task_pattern}')" if task_pattern != "*" else ""),
+                         f"run both first: bench run --backbone {new_spec},{ref_spec} --task TASK, or pass --run")
+    return finish(result) if not paper else finish_paper(result)
+
+
+def paper_task(task: Any, new: pairing.Side, results: Path, tolerances: Tolerances, alpha: float, resamples: int | None, seed: int,
+               result: CheckResult) -> None:
+    """NEW against its card's published numbers: NEW's interval, whether the published value lies in it,
+    and a verdict by the tolerance alone (a published number has no samples to pair with)."""
+    record = new.records[-1]
+    published = record.get("reported") or {}
+    if not published:
+        raise BenchError(f"{new.name}'s card has no published numbers for {task.name}", "name a reference backbone with --against CARD")
+    rows = pairing.read_rows(record, results)
+    for metric, value in published.items():
+        if metric not in record["metrics"]:
+            continue
+        spec = task.metric_spec(metric)
+        if spec.stat is None:
+            result.skipped.append(f"{task.name} {metric}: no per-sample statistic declared")
+            continue
+        who = f"{new.name} x {task.name}"
+        _, a, _, _ = pairing.joined(task, metric, spec.name, spec.stat, rows, rows, who, who)
+        data, n = pairing.as_data(spec.stat.kind, a)
+        own = _compare_one(spec.stat.kind, data, data, n, spec.stat.scale, resamples or paired.DEFAULT_RESAMPLES[spec.stat.kind], seed, alpha)
+        diff = own.new - float(value)
+        res = paired.Paired(own.kind, own.method + "; the published value has no interval", n, own.new, own.new_low, own.new_high, float(value), float(value), float(value),
+                            diff, own.new_low - float(value), own.new_high - float(value), own.se, float("nan"), own.mde, own.resamples, own.level)
+        tol, where = tolerances.get(task, metric)
+        scope = "published value " + ("inside" if own.new_low <= float(value) <= own.new_high else "outside") + " NEW's 95% interval"
+        result.metrics.append(MetricCheck(task.name, metric, spec.unit, spec.higher_is_better, spec.headline, res, tol, where, (new.seeds, []), scope))
+
+
+def finish_paper(result: CheckResult) -> CheckResult:
+    """Against published numbers: worse when NEW is worse than the published value by more than the
+    tolerance, equivalent otherwise (no paired test is possible)."""
+    if not result.metrics:
+        raise BenchError(f"nothing to compare: {result.new} has no stored result with published numbers beside it", "see bench list results")
+    for m in result.metrics:
+        d, _, _ = degradation(m.result.diff, m.result.low, m.result.high, m.higher_is_better)
+        m.p_adjusted = float("nan")
+        m.verdict = "worse" if d > m.tolerance else "better" if d < -m.tolerance else "equivalent"
+    return result

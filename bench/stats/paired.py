@@ -1,0 +1,113 @@
+"""One metric of two checkpoints compared on the same samples: each one's 95% interval, the
+difference NEW - REF with its interval and two-sided p-value, its standard error and the minimum
+detectable effect at this sample size.
+
+Procedures by the metric's declared kind (bench.task.Stat):
+- proportion (per-sample 0/1): Wilson intervals; the exact McNemar test on the discordant pairs;
+  the difference's interval from a bootstrap of the 2x2 table of paired outcomes (a multinomial
+  over its four cells: the same distribution as resampling images, at O(1) per replicate);
+- mean, ece, maxboxacc: a paired bootstrap over the units (the same resampled ids for both),
+  the metric recomputed per replicate from sufficient statistics (bench.stats.replicates),
+  percentile intervals, p-value (1 + #extreme) / (1 + B) of the replicates shifted to the null;
+- auroc: DeLong's variance and his test for two correlated AUCs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+from scipy import stats
+
+from bench.stats import bootstrap, delong, replicates
+from bench.stats.proportion import exact_mcnemar, wilson
+
+POWER = 0.8  # the minimum detectable effect: what a two-sided test at alpha finds with this power
+DEFAULT_RESAMPLES = {"proportion": 10000, "mean": 10000, "ece": 10000, "maxboxacc": 2000, "auroc": 0}
+
+
+@dataclass
+class Paired:
+    kind: str
+    method: str  # what computed the intervals and the p-value, in words
+    n: int  # paired units
+    new: float
+    new_low: float
+    new_high: float
+    ref: float
+    ref_low: float
+    ref_high: float
+    diff: float  # NEW - REF, in the metric's unit
+    low: float
+    high: float
+    se: float
+    p: float
+    mde: float  # minimum detectable |difference| at alpha (two-sided) and POWER
+    resamples: int  # bootstrap replicates (0: analytic)
+    level: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _mde(se: float, alpha: float) -> float:
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) * se)
+
+
+def compare_proportions(new: np.ndarray, ref: np.ndarray, scale: float, resamples: int, seed: int, alpha: float = 0.05) -> Paired:
+    new, ref = np.asarray(new, bool), np.asarray(ref, bool)
+    n = len(new)
+    both, only_new, only_ref = int((new & ref).sum()), int((new & ~ref).sum()), int((~new & ref).sum())
+    cells = np.array([both, only_new, only_ref, n - both - only_new - only_ref]) / n
+    draws = np.random.default_rng(seed).multinomial(n, cells, size=resamples)
+    diffs = scale * (draws[:, 1] - draws[:, 2]) / n
+    level = 1 - alpha
+    lo, hi = bootstrap.percentile_interval(diffs, level)
+    (nl, nh), (rl, rh) = wilson(int(new.sum()), n, level), wilson(int(ref.sum()), n, level)
+    se = float(diffs.std(ddof=1))
+    return Paired("proportion", "Wilson intervals; exact McNemar test; percentile bootstrap of the paired 2x2 table for the difference", n,
+                  scale * new.mean(), scale * nl, scale * nh, scale * ref.mean(), scale * rl, scale * rh,
+                  scale * (only_new - only_ref) / n, lo, hi, se, exact_mcnemar(only_new, only_ref), _mde(se, alpha), resamples, level)
+
+
+def compare_bootstrap(statistic: Callable[[Any, np.ndarray], np.ndarray], new: Any, ref: Any, n_units: int, scale: float, resamples: int,
+                      seed: int, kind: str, unit_of_row: np.ndarray | None = None, alpha: float = 0.05) -> Paired:
+    """A paired bootstrap: `statistic(data, weights)` is the metric of each replicate (weights per
+    row; with `unit_of_row`, rows of one unit share its weight: a cluster bootstrap)."""
+    rng = np.random.default_rng(seed)
+    ones = np.ones((1, n_units), np.int32)
+    rows = (lambda w: w) if unit_of_row is None else (lambda w: bootstrap.expand(w, unit_of_row))
+    observed_new, observed_ref = float(statistic(new, rows(ones))[0]), float(statistic(ref, rows(ones))[0])
+    values_new, values_ref = [], []
+    for size in bootstrap.chunks(resamples, n_units if unit_of_row is None else len(unit_of_row)):
+        w = rows(bootstrap.resample_weights(n_units, size, rng))
+        values_new.append(statistic(new, w))
+        values_ref.append(statistic(ref, w))
+    a, b = scale * np.concatenate(values_new), scale * np.concatenate(values_ref)
+    diffs = a - b
+    level = 1 - alpha
+    diff = scale * (observed_new - observed_ref)
+    se = float(diffs.std(ddof=1))
+    how = "cluster" if unit_of_row is not None else "paired"
+    return Paired(kind, f"{how} percentile bootstrap over {'source images' if unit_of_row is not None else 'samples'}, the metric recomputed per replicate", n_units,
+                  scale * observed_new, *bootstrap.percentile_interval(a, level), scale * observed_ref, *bootstrap.percentile_interval(b, level),
+                  diff, *bootstrap.percentile_interval(diffs, level), se, bootstrap.p_value(diffs, diff), _mde(se, alpha), resamples, level)
+
+
+def compare_auroc(new: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray], scale: float, alpha: float = 0.05) -> Paired:
+    """new, ref: (in-distribution scores, out-of-distribution scores), aligned sample by sample."""
+    level = 1 - alpha
+    out = delong.paired_test(new[0], new[1], ref[0], ref[1], level)
+    _, nl, nh = delong.auc_interval(new[0], new[1], level)
+    _, rl, rh = delong.auc_interval(ref[0], ref[1], level)
+    return Paired("auroc", "DeLong intervals and DeLong's test for two correlated AUCs", len(new[0]) + len(new[1]),
+                  scale * out["auc_a"], scale * nl, scale * nh, scale * out["auc_b"], scale * rl, scale * rh,
+                  scale * out["diff"], scale * out["low"], scale * out["high"], scale * out["se"], out["p"], _mde(scale * out["se"], alpha), 0, level)
+
+
+STATISTICS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
+    "mean": lambda data, w: replicates.weighted_mean(data, w),
+    "ece": lambda data, w: replicates.ece(data[0], data[1], w) / 100.0,  # as a fraction: the spec's scale makes it percent
+    "maxboxacc": lambda data, w: replicates.max_box_acc(data, w) / 100.0,
+}

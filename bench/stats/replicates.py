@@ -1,0 +1,104 @@
+"""Metrics recomputed under resampling weights, from per-sample sufficient statistics.
+
+Each function takes a weight matrix W (replicates, units) (integer counts from
+bench.stats.bootstrap; a row of ones gives the metric itself) and returns one value per
+replicate. A replicate equals the real scorer run on the resampled list of samples (each unit
+repeated as often as its weight): tests/test_stats.py checks that for every function here.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The mean of a per-unit value (a 0/1 correctness, a per-image score) in every replicate."""
+    return (weights @ np.asarray(values, dtype=float)) / weights.sum(axis=1)
+
+
+def hit_matrix(runs: Sequence[Sequence[Sequence[int]]], n_thresholds: int) -> sparse.csr_matrix:
+    """Per image, the CAM threshold indices where its box hits, as [start, end) runs, turned into
+    a sparse (images, thresholds + 1) matrix of +1 at each start and -1 at each end: the cumulative
+    sum along thresholds of W @ it counts the hits at every threshold."""
+    rows, cols, vals = [], [], []
+    for i, image_runs in enumerate(runs):
+        for start, end in image_runs:
+            rows += [i, i]
+            cols += [int(start), int(end)]
+            vals += [1, -1]
+    return sparse.csr_matrix((np.array(vals, np.int64), (np.array(rows, np.int64), np.array(cols, np.int64))), shape=(len(runs), n_thresholds + 1))
+
+
+def max_box_acc(hits: Sequence[sparse.csr_matrix], weights: np.ndarray) -> np.ndarray:
+    """MaxBoxAcc of each replicate, the max over CAM thresholds re-taken inside the replicate
+    (the threshold choice is part of the statistic), averaged over the IoU thresholds given (one
+    hit matrix per IoU: MaxBoxAcc with one, MaxBoxAccV2 with 30/50/70), in percent."""
+    total = weights.sum(axis=1).astype(float)
+    per_iou = []
+    for h in hits:
+        counts = np.cumsum(np.asarray((h.T @ weights.T.astype(np.int64))), axis=0)[:-1]  # (thresholds, replicates)
+        per_iou.append(100.0 * counts.max(axis=0) / total)
+    return np.mean(per_iou, axis=0)
+
+
+def runs_of(hit: np.ndarray) -> list[list[int]]:
+    """A boolean vector over thresholds as its [start, end) runs of True (what samples files keep)."""
+    edges = np.diff(np.concatenate(([0], hit.astype(np.int8), [0])))
+    return [[int(s), int(e)] for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
+def _ap_11_point(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """VOC2007 11-point AP of (replicates, detections) curves: the devkit's mean over r of the best
+    precision at recall >= r (recall is non-decreasing along detections)."""
+    best_after = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    best_after = np.concatenate([best_after, np.zeros((len(precision), 1))], axis=1)
+    ap = np.zeros(len(precision))
+    for r in np.arange(0.0, 1.1, 0.1):
+        first = (recall < r).sum(axis=1)  # the first detection with recall >= r (or none: 0)
+        ap += best_after[np.arange(len(precision)), first] / 11.0
+    return ap
+
+
+def _ap_area(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Area under the precision envelope, per replicate (VOC2010+)."""
+    b = len(recall)
+    mrec = np.concatenate([np.zeros((b, 1)), recall, np.ones((b, 1))], axis=1)
+    mpre = np.concatenate([np.zeros((b, 1)), precision, np.zeros((b, 1))], axis=1)
+    mpre = np.maximum.accumulate(mpre[:, ::-1], axis=1)[:, ::-1]
+    return np.sum((mrec[:, 1:] - mrec[:, :-1]) * mpre[:, 1:], axis=1)
+
+
+def voc_map(classes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], gt_counts: np.ndarray, weights: np.ndarray, area: bool = False) -> np.ndarray:
+    """VOC mAP (11-point, or the area with area=True) in percent, per replicate. `classes`: per
+    class, its detections in score order (bench.metrics.voc.class_flags) as (image, tp, fp); a
+    detection matched to a difficult object is neither. `gt_counts` (images, classes): the
+    non-difficult objects. Matching is per image, so resampling images reweights the flags and
+    the counts; a class whose objects all drop out of a replicate leaves its mean, as in the scorer."""
+    npos = weights @ gt_counts  # (replicates, classes)
+    aps = np.full(npos.shape, np.nan)
+    eps = np.finfo(np.float64).eps
+    for c, (image, tp, fp) in enumerate(classes):
+        scored = npos[:, c] > 0
+        if not scored.any():
+            continue
+        w = weights[scored][:, image].astype(float)
+        tp_cum, fp_cum = np.cumsum(w * tp, axis=1), np.cumsum(w * fp, axis=1)
+        recall = tp_cum / npos[scored, c][:, None]
+        precision = tp_cum / np.maximum(tp_cum + fp_cum, eps)
+        aps[scored, c] = 100 * (_ap_area(recall, precision) if area else _ap_11_point(recall, precision))
+    # the mean over the classes scored in each replicate, summed as the scorer sums them
+    return np.array([float(np.mean(row[~np.isnan(row)])) if (~np.isnan(row)).any() else np.nan for row in aps])
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """ECE in percent per replicate (bench.metrics.calibration's bins: (m/M, (m+1)/M], the first
+    also 0): the sum over bins of |weighted correct - weighted confidence| over the total weight."""
+    confidence = np.asarray(confidence, np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    gap = np.zeros((len(confidence), n_bins))
+    gap[np.arange(len(confidence)), index] = np.asarray(correct, np.float64) - confidence
+    return 100.0 * np.abs(weights @ gap).sum(axis=1) / weights.sum(axis=1)

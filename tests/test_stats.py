@@ -1,0 +1,173 @@
+"""bench.stats against independent references: statsmodels (Wilson, exact McNemar, Holm), a direct
+O(n^2) DeLong, and the real scorers run on the resampled list of samples that a bootstrap
+replicate's weights stand for (MaxBoxAcc/V2 with the wsolevaluation-style BoxAccuracy, VOC mAP
+with bench's scorer and the classic voc_eval loop); then the coverage of the 95% intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
+
+from bench.stats import bootstrap, delong, replicates
+from bench.stats.multiple import holm
+from bench.stats.proportion import exact_mcnemar, wilson
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (5, 10), (10, 10), (37, 250), (4120, 50000), (1, 1)])
+def test_wilson_equals_statsmodels(k, n):
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    assert wilson(k, n) == pytest.approx((lo, hi), abs=1e-12)
+
+
+@pytest.mark.parametrize("b,c", [(0, 0), (0, 1), (1, 0), (3, 9), (9, 3), (25, 25), (40, 61), (200, 260), (1, 30)])
+def test_exact_mcnemar_equals_statsmodels(b, c):
+    expected = mcnemar(np.array([[500, b], [c, 400]]), exact=True).pvalue
+    assert exact_mcnemar(b, c) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+def test_holm_equals_statsmodels():
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 5, 17):
+        p = rng.random(m) ** 3
+        p[0] = p[-1]  # ties
+        assert holm(p) == pytest.approx(multipletests(p, method="holm")[1].tolist(), abs=1e-15)
+
+
+def _delong_direct(pos_a, neg_a, pos_b, neg_b):
+    """DeLong's structural components from every positive x negative pair (psi = 1, 1/2, 0)."""
+    def parts(pos, neg):
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        return psi.mean(), psi.mean(axis=1), psi.mean(axis=0)
+
+    (a, v10a, v01a), (b, v10b, v01b) = parts(pos_a, neg_a), parts(pos_b, neg_b)
+    m, n = len(pos_a), len(neg_a)
+    s10, s01 = np.cov(np.stack([v10a, v10b])), np.cov(np.stack([v01a, v01b]))
+    s = s10 / m + s01 / n
+    var_diff = s[0, 0] + s[1, 1] - 2 * s[0, 1]
+    return a, b, s[0, 0], var_diff
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_delong_equals_the_direct_computation(seed):
+    rng = np.random.default_rng(seed)
+    m, n = int(rng.integers(5, 40)), int(rng.integers(5, 40))
+    pos_a, neg_a = np.round(rng.normal(1, 1, m), 1), np.round(rng.normal(0, 1, n), 1)  # rounded: ties
+    pos_b, neg_b = np.round(pos_a + rng.normal(0, 0.7, m), 1), np.round(neg_a + rng.normal(0, 0.7, n), 1)
+    a, b, var_a, var_diff = _delong_direct(pos_a, neg_a, pos_b, neg_b)
+    out = delong.paired_test(pos_a, neg_a, pos_b, neg_b)
+    labels = np.r_[np.ones(m), np.zeros(n)]
+    assert out["auc_a"] == pytest.approx(roc_auc_score(labels, np.r_[pos_a, neg_a]), abs=1e-12) == pytest.approx(a, abs=1e-12)
+    assert out["auc_b"] == pytest.approx(b, abs=1e-12)
+    assert out["se"] == pytest.approx(math.sqrt(var_diff), rel=1e-9)
+    z = abs(a - b) / math.sqrt(var_diff)
+    assert out["p"] == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-9)
+    auc, lo, hi = delong.auc_interval(pos_a, neg_a)
+    assert (lo, hi) == pytest.approx((max(0, a - 1.959963984540054 * math.sqrt(var_a)), min(1, a + 1.959963984540054 * math.sqrt(var_a))), abs=1e-9)
+
+
+def _resampled(items, w):
+    """The list a replicate's weights stand for: each item as often as its weight, copies adjacent."""
+    return [x for x, k in zip(items, w) for _ in range(int(k))]
+
+
+def test_a_maxboxacc_replicate_equals_rescoring_the_resampled_images():
+    from bench.metrics.wsol import BoxAccuracy, best_iou_per_threshold, cam_thresholds
+
+    rng = np.random.default_rng(1)
+    thresholds = cam_thresholds(0.01)
+    images = []
+    for _ in range(30):
+        cam = np.zeros((24, 24))
+        x, y = rng.integers(0, 14, 2)
+        cam[y:y + 10, x:x + 10] += 1.0
+        cam = np.clip(cam + rng.random((24, 24)) * 0.8, 0, None)
+        cam /= cam.max()
+        gx, gy = rng.integers(0, 12, 2)
+        images.append((cam, np.array([[gx, gy, gx + int(rng.integers(6, 12)), gy + int(rng.integers(6, 12))]])))
+    ious = (30, 50, 70)
+    bests = [best_iou_per_threshold(cam, gt, thresholds, True) for cam, gt in images]
+    hits = [replicates.hit_matrix([replicates.runs_of(b >= t / 100) for b in bests], len(thresholds)) for t in ious]
+    weights = np.vstack([np.ones(len(images), np.int32), bootstrap.resample_weights(len(images), 5, np.random.default_rng(2))])
+    ours = replicates.max_box_acc(hits, weights)
+    for k, w in enumerate(weights):
+        acc = BoxAccuracy(thresholds, ious, multi_contour=True)
+        for cam, gt in _resampled(images, w):
+            acc.add(cam, gt)
+        assert ours[k] == acc.result()["maxboxacc_mean"]  # exactly
+        assert replicates.max_box_acc(hits[1:2], w[None])[0] == acc.result()["maxboxacc@50"]
+
+
+def test_a_voc_map_replicate_equals_rescoring_the_resampled_images():
+    from bench.metrics.voc import Detections, GroundTruth, class_flags, voc_detection_ap
+    from test_metrics_voc import random_case
+    from voc_reference import classic_ap
+
+    rng = np.random.default_rng(3)
+    gts, dets = random_case(rng, n_images=40, num_classes=6)
+    dets.scores = rng.random(len(dets.scores))  # distinct scores: the devkit orders tied detections by input order
+    n, k = len(gts), 6
+    gt_counts = np.array([[int(((g.labels == c) & ~g.difficult).sum()) for c in range(k)] for g in gts])
+    classes = []
+    gt_image = np.concatenate([np.full(len(g.labels), i) for i, g in enumerate(gts)])
+    gt_boxes, gt_labels, gt_diff = np.concatenate([g.boxes for g in gts]), np.concatenate([g.labels for g in gts]), np.concatenate([g.difficult for g in gts])
+    for c in range(k):
+        g, d = gt_labels == c, dets.labels == c
+        order, tp, fp, _ = class_flags(gt_image[g], gt_boxes[g], gt_diff[g], dets.image[d], dets.scores[d], dets.boxes[d])
+        classes.append((dets.image[d][order], tp, fp))
+    weights = np.vstack([np.ones(n, np.int32), bootstrap.resample_weights(n, 6, np.random.default_rng(4))])
+    ours07, ours_area = replicates.voc_map(classes, gt_counts, weights), replicates.voc_map(classes, gt_counts, weights, area=True)
+    for b, w in enumerate(weights):
+        picked = _resampled(range(n), w)
+        sub_gt = [gts[i] for i in picked]
+        rows = [j for new, i in enumerate(picked) for j in np.flatnonzero(dets.image == i)]
+        new_image = np.concatenate([np.full(int((dets.image == i).sum()), new) for new, i in enumerate(picked)])
+        sub = Detections(new_image, dets.labels[rows], dets.scores[rows], dets.boxes[rows])
+        scored = voc_detection_ap(sub_gt, sub, k)
+        assert ours07[b] == scored["map_voc07"]  # exactly
+        assert ours_area[b] == pytest.approx(scored["map_area"], rel=1e-12)
+        classic = classic_ap([(g.boxes, g.labels, g.difficult) for g in sub_gt], sub.image, sub.labels, sub.scores, sub.boxes, k, use_07=True)
+        assert ours07[b] == pytest.approx(100 * np.nanmean(classic), rel=1e-12)
+
+
+def test_weights_are_resamples():
+    w = bootstrap.resample_weights(50, 200, np.random.default_rng(0))
+    assert w.shape == (200, 50) and (w.sum(axis=1) == 50).all() and w.min() >= 0
+    assert abs(w.mean() - 1) < 0.05 and abs(w.var() - (1 - 1 / 50)) < 0.1  # multinomial(50, 1/50) counts
+    s = bootstrap.stratified_weights([10, 30], 100, np.random.default_rng(0))
+    assert (s[:, :10].sum(axis=1) == 10).all() and (s[:, 10:].sum(axis=1) == 30).all()
+
+
+def test_coverage_of_wilson_and_delong():
+    """500 simulated data sets with a known truth: the 95% intervals cover it 95% +- 2% of the time."""
+    rng = np.random.default_rng(7)
+    p_true, n = 0.23, 400
+    covered = sum(lo <= p_true <= hi for lo, hi in (wilson(int(rng.binomial(n, p_true)), n) for _ in range(500)))
+    assert 0.93 * 500 <= covered <= 0.97 * 500
+    # AUROC of N(1, 1) vs N(0, 1) scores: Phi(1 / sqrt(2))
+    from scipy.stats import norm
+
+    auc_true = norm.cdf(1 / math.sqrt(2))
+    hits = 0
+    for _ in range(500):
+        _, lo, hi = delong.auc_interval(rng.normal(1, 1, 150), rng.normal(0, 1, 200))
+        hits += lo <= auc_true <= hi
+    assert 0.93 * 500 <= hits <= 0.97 * 500
+
+
+def test_an_ece_replicate_equals_rescoring_the_resampled_images():
+    from bench.metrics.calibration import expected_calibration_error
+
+    rng = np.random.default_rng(5)
+    confidence = np.r_[rng.random(200), [0.0, 1.0, 1 / 15, 2 / 15]]  # bin edges included
+    correct = rng.random(len(confidence)) < confidence
+    weights = np.vstack([np.ones(len(confidence), np.int32), bootstrap.resample_weights(len(confidence), 5, np.random.default_rng(6))])
+    ours = replicates.ece(confidence, correct, weights)
+    for k, w in enumerate(weights):
+        picked = _resampled(range(len(confidence)), w)
+        assert ours[k] == pytest.approx(expected_calibration_error(confidence[picked], correct[picked]), rel=1e-12)

@@ -127,10 +127,13 @@ def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, t
 
 
 def finish(result: CheckResult) -> CheckResult:
-    """Holm across the metrics of the check, then each verdict."""
-    adjusted = holm([m.result.p for m in result.metrics]) if result.metrics else []
-    for m, p in zip(result.metrics, adjusted):
-        m.p_adjusted = p
+    """Holm's correction within two families, the deciding (headline) metrics of every task checked
+    and the others, then each verdict."""
+    for family in ([m for m in result.metrics if m.headline], [m for m in result.metrics if not m.headline]):
+        for m, p in zip(family, holm([m.result.p for m in family]) if family else []):
+            m.p_adjusted = p
+    for m in result.metrics:
+        p = m.p_adjusted
         _, lo, hi = degradation(m.result.diff, m.result.low, m.result.high, m.higher_is_better)
         m.verdict = verdict(lo, hi, m.tolerance, p, result.alpha)
     if not result.metrics:
@@ -143,9 +146,11 @@ def _side_name(spec: str, opts: Any) -> tuple[str, str | None]:
     from bench.cards import looks_like_path, resolve_backbone, split_display_name
     from bench.runner import display_names
 
-    card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing, display_names([spec], opts)[spec])
     path = split_display_name(spec)[1]
-    if looks_like_path(path) and not path.endswith((".yaml", ".yml")) and Path(path).is_file():
+    file = looks_like_path(path) and not path.endswith((".yaml", ".yml"))
+    card = resolve_backbone(spec, opts.arch if file else None, opts.num_classes if file else None, opts.preprocessing if file else {},
+                            display_names([spec], opts)[spec] if file else None)
+    if file and not path.endswith((".yaml", ".yml")) and Path(path).is_file():
         from bench.backbones.download import sha256_file
 
         return card.name, sha256_file(Path(path))

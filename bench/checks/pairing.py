@@ -80,12 +80,9 @@ def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def samples_path(record: dict[str, Any], results: Path) -> Path:
-    """The record's samples file: in this results folder's samples/ (the store may have moved), else where it was written."""
-    here = results / "samples" / f"{record['run_id']}.jsonl"
-    written = (record.get("artifacts") or {}).get("samples")
-    if here.is_file() or not written:
-        return here
-    return Path(written)
+    """The record's samples file, in the samples/ folder of the store that holds the record (so that a
+    results folder moved or copied whole still finds its own files, never another copy's)."""
+    return results / "samples" / f"{record['run_id']}.jsonl"
 
 
 def read_rows(record: dict[str, Any], results: Path) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Tolerances (the shipped defaults and a user's file) and the verdict rule of `bench check`.
 
 With d the degradation (NEW worse by d in the metric's "better" direction), its 95% interval
-[lo, hi], tolerance t and the Holm-adjusted p-value across the metrics of one check:
+[lo, hi], tolerance t and the Holm-adjusted p-value (two families per check: the deciding
+headline metrics of every task checked, and the other metrics):
 worse: p < alpha and lo > t (confidently worse by more than the tolerance); better: p < alpha
 and hi < -t; equivalent: -t <= lo and hi <= t (the interval inside the tolerance: two one-sided
 tests); otherwise inconclusive (too few samples to tell a t-sized change from noise).

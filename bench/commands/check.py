@@ -61,19 +61,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.limit is not None:
         raise BenchError("bench check compares complete results only", "drop --limit")
     paper = args.against == "paper"
-    check_names(args.backbone if paper else f"{args.backbone},{args.against}", args.task)  # before torch is imported
+    check_names(args.backbone, args.task)  # before torch is imported
+    if not paper:
+        check_names(args.against, args.task)
     from bench.checks.verdicts import Tolerances
 
     tolerances = Tolerances(Path(args.tolerance) if args.tolerance else None)
     opts = run_options(args)
     if args.run:
+        import copy
+
+        from bench.cards import looks_like_path, split_display_name
         from bench.runner import run_grid
         from bench.tables import run_table
 
-        both = args.backbone if paper else f"{args.backbone},{args.against}"
         for s in seeds or [0]:
             opts.seed = s
-            outcomes = run_grid(both, args.task, opts, debug=args.debug)
+            outcomes = run_grid(args.backbone, args.task, opts, debug=args.debug)
+            if not paper:  # REF on its own: --arch and --name are NEW's when NEW is a file
+                ref_opts = copy.copy(opts)
+                if not looks_like_path(split_display_name(args.against)[1]):
+                    ref_opts.arch, ref_opts.name, ref_opts.num_classes, ref_opts.preprocessing = None, None, None, {}
+                outcomes += run_grid(args.against, args.task, ref_opts, debug=args.debug)
             print(run_table(outcomes), file=sys.stderr)
             failed = [o for o in outcomes if o.error]
             if failed:

@@ -30,6 +30,8 @@ class TaskInfo(TypedDict):
     version: str
     config: dict[str, Any]  # every setting, typed and resolved
     config_hash: str
+    seeded: NotRequired[bool]  # whether --seed changes it (bench check: seeds add the seed-to-seed spread)
+    sample_key: NotRequired[list[str]]  # what identifies a samples row within its split (bench check joins on it)
 
 
 class DataInfo(TypedDict):

@@ -237,7 +237,7 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
         status="complete",
         backbone={"name": card.name, "spec": spec, "arch": card.arch, "sha256": sha, "path": path,
                   "card": card.to_dict(), "load_report": backbone.report.to_dict()},
-        task={"name": task.name, "version": task.version, "config": config, "config_hash": cfg_hash},
+        task={"name": task.name, "version": task.version, "config": config, "config_hash": cfg_hash, "seeded": task.seeded, "sample_key": list(task.sample_key)},
         metrics=result.metrics,
         # the full spec, convention included; "order": the declared position (JSON in the store sorts keys)
         metric_meta={name: {**task.metric_spec(name).to_dict(), "order": k} for k, name in enumerate(result.metrics)},

@@ -161,3 +161,22 @@ def test_bad_input_is_one_line_and_writes_nothing(world, capsys, tmp_path):
     samples.unlink()
     one_line_error(capsys, main(argv), "samples file of mini_baseline x imagenet_cls (seed 0) is missing", "--force")
     assert not out.exists()
+
+
+def test_the_shipped_tolerances_name_real_metrics():
+    """The default file is read without validation at run time (no task module imported); here it is validated."""
+    from bench.checks.verdicts import DEFAULTS, Tolerances
+
+    tol = Tolerances(DEFAULTS)  # as a user's file: every task and metric checked
+    assert tol.by_task["imagenet_cls"]["top1_err"][0] == 0.3 and tol.by_unit["%"][0] == 1.0
+
+
+def test_check_from_stored_results_imports_no_torch(world):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom bench.cli import main\ncode = main(['check', '--backbone', 'mini_cutmix', '--against', 'mini_baseline', '--results', %r])\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\nsys.exit(code)" % str(world["results"]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert "verdict: mini_cutmix is not worse than mini_baseline" in out.stdout

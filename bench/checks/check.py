@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special  # not scipy.stats: importing it costs a second
 
 from bench.checks import pairing
 from bench.checks.verdicts import Tolerances, degradation, verdict
@@ -80,9 +80,9 @@ def _seed_level(values_new: list[float], values_ref: list[float], image: list[pa
     se = float(np.sqrt(va + vb + img))
     df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if len(a) > 1 else 0) + (vb ** 2 / (len(b) - 1) if len(b) > 1 else 0)) if va + vb > 0 else np.inf
     diff = float(a.mean() - b.mean())
-    t = sps.t.ppf(1 - alpha / 2, df)
-    p = 1.0 if se == 0 else float(2 * sps.t.sf(abs(diff) / se, df))
-    mde = float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(paired.POWER, df)) * se)
+    t = float(special.stdtrit(df, 1 - alpha / 2))
+    p = 1.0 if se == 0 else float(2 * special.stdtr(df, -abs(diff) / se))
+    mde = float((special.stdtrit(df, 1 - alpha / 2) + special.stdtrit(df, paired.POWER)) * se)
     return paired.Paired("seeds", f"seed means ({len(a)} vs {len(b)} seeds): Welch's variance plus the image-level paired variance, t interval (df {df:.1f})",
                          image[0].n, float(a.mean()), float(a.mean() - t * np.sqrt(va)) if va else float(a.mean()), float(a.mean() + t * np.sqrt(va)) if va else float(a.mean()),
                          float(b.mean()), float(b.mean() - t * np.sqrt(vb)) if vb else float(b.mean()), float(b.mean() + t * np.sqrt(vb)) if vb else float(b.mean()),
@@ -160,8 +160,7 @@ def _side_name(spec: str, opts: Any) -> tuple[str, str | None]:
 def run_check(new_spec: str, ref_spec: str, task_pattern: str, opts: Any, tolerances: Tolerances, alpha: float, seeds: list[int] | None,
               resamples: int | None, stat_seed: int, allow_config_diff: bool) -> CheckResult:
     """NEW against REF (a backbone, or 'paper': NEW's card's published numbers) over every task of the pattern."""
-    from bench.registry import is_pattern
-    from bench.runner import select_tasks
+    from bench.registry import is_pattern, matches
     from bench.store import ResultsStore
 
     store = ResultsStore.open(opts.results, write=False)
@@ -172,7 +171,20 @@ def run_check(new_spec: str, ref_spec: str, task_pattern: str, opts: Any, tolera
     ref_name, ref_sha = (new_name, new_sha) if paper else _side_name(ref_spec, opts)
     explicit = not any(is_pattern(p) for p in task_pattern.split(","))
     result = CheckResult(new_name, "the paper" if paper else ref_name, alpha)
-    for task in select_tasks(task_pattern):
+    stored = {r["task"]["name"] for r in records if r["backbone"]["name"] in (new_name, ref_name)}
+    from tasks import TASKS
+
+    asked = [e.name for e in TASKS.select(task_pattern)]  # unknown names and empty patterns are refused here, without loading a task
+    names = asked if explicit else [n for n in TASKS.names() if n in stored and matches(n, task_pattern)]
+    for name in names:  # the tasks as stored (pairing.StoredTask): no task module, no torch, is imported
+        newest = max((r for r in records if r["task"]["name"] == name and r["backbone"]["name"] in (new_name, ref_name) and not r["limited"]),
+                     key=lambda r: r["created_at"], default=None)
+        if newest is None:
+            if explicit:
+                raise BenchError(f"{new_name} has no complete {name} results in {store.path}",
+                                 f"run it first (bench run --backbone {new_name} --task {name}), or pass --run")
+            continue
+        task = pairing.StoredTask.of(newest)
         new = pairing.pick(records, new_name, task, seeds, new_sha)
         ref = None if paper else pairing.pick(records, ref_name, task, seeds, ref_sha)
         if new is None or (ref is None and not paper):

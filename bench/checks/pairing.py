@@ -13,7 +13,36 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.task import Stat, Task, name_fields
+from bench.task import MetricSpec, Stat, name_fields
+
+
+@dataclass
+class StoredTask:
+    """What a check needs of a task, read from its stored record (the metric specs, statistics
+    included, as they were when the samples file was written), so that no task module (and no
+    torch) is imported to compare stored results."""
+
+    name: str
+    seeded: bool
+    sample_key: tuple[str, ...]
+    specs: dict[str, MetricSpec]  # emitted metric -> its spec
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> "StoredTask":
+        info = record["task"]
+        if "sample_key" not in info:
+            raise BenchError(f"{record['backbone']['name']} x {info['name']} was stored before bench kept per-sample statistics",
+                             f"re-run the cell: bench run --backbone {record['backbone']['name']} --task {info['name']} --force")
+        specs = {}
+        for metric, meta in record["metric_meta"].items():
+            stat = meta.get("stat")
+            specs[metric] = MetricSpec(meta["name"], bool(meta["higher_is_better"]), meta.get("unit", "%"), headline=bool(meta.get("headline")),
+                                       detail=bool(meta.get("detail")), aggregate=tuple(meta["aggregate"]) if meta.get("aggregate") else None,
+                                       stat=Stat(stat["kind"], stat["field"], tuple(tuple(r) for r in stat["rows"]), float(stat["scale"]), stat.get("cluster", "")) if stat else None)
+        return cls(info["name"], bool(info.get("seeded", True)), tuple(info["sample_key"]), specs)
+
+    def metric_spec(self, metric: str) -> MetricSpec:
+        return self.specs[metric]
 
 
 @dataclass
@@ -32,7 +61,7 @@ def identity(record: dict[str, Any]) -> tuple[str, str, str]:
     return record["task"]["version"], record["task"]["config_hash"], record["data"]["fingerprint"]
 
 
-def pick(records: list[dict[str, Any]], name: str, task: Task, seeds: list[int] | None, sha256: str | None = None) -> Side | None:
+def pick(records: list[dict[str, Any]], name: str, task: Any, seeds: list[int] | None, sha256: str | None = None) -> Side | None:
     """The newest complete results of `name` on `task` (and of the file with this sha256, when
     given): the records sharing the newest one's identity, the newest per seed. None if there are none."""
     mine = [r for r in records if r["backbone"]["name"] == name and r["task"]["name"] == task.name and not r["limited"]
@@ -123,7 +152,7 @@ def metric_fields(stat: Stat, pattern: str, metric: str, rows: list[dict[str, An
     return fields, filters
 
 
-def joined(task: Task, metric: str, pattern: str, stat: Stat, new_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]],
+def joined(task: Any, metric: str, pattern: str, stat: Stat, new_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]],
            new_who: str, ref_who: str) -> tuple[list[str], list[list[Any]], list[list[Any]], list[tuple]]:
     """The metric's fields and, per side, their values for every sample id both hold, in one order."""
     fields, filters = metric_fields(stat, pattern, metric, new_rows)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import numpy as np
-from scipy import stats
+from scipy import special  # not scipy.stats: importing it costs a second
 
 from bench.stats import bootstrap, delong, replicates
 from bench.stats.proportion import exact_mcnemar, wilson
@@ -52,7 +52,7 @@ class Paired:
 
 
 def _mde(se: float, alpha: float) -> float:
-    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) * se)
+    return float((special.ndtri(1 - alpha / 2) + special.ndtri(POWER)) * se)
 
 
 def compare_proportions(new: np.ndarray, ref: np.ndarray, scale: float, resamples: int, seed: int, alpha: float = 0.05) -> Paired:

@@ -229,7 +229,7 @@ def test_the_tasks_tables_list_every_task_and_no_table_is_broken():
         # a row right after a blank line would be a table without a header: the break this test guards
         assert not re.search(r"\|\n\n\| `", text), name
     for name in ("README.md", "docs/tasks/README.md"):
-        table = next(t for t in _tables(pages[name]) if t[0].startswith("| task |"))
+        table = next(t for t in _tables(pages[name]) if t[0].startswith("| task |") and "verdict" not in t[0])  # not bench check's example output
         listed = [n for row in table[2:] for n in re.findall(r"`(\w+)`", row.split("|")[1])]
         assert sorted(listed) == sorted(TASKS.names()), name
     for link in re.findall(r"\]\((docs/[^)#]+)\)", pages["README.md"]):

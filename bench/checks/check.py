@@ -92,6 +92,9 @@ def _seed_level(values_new: list[float], values_ref: list[float], image: list[pa
 def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, tolerances: Tolerances, alpha: float,
                resamples: int | None, seed: int, result: CheckResult) -> None:
     """Compare every metric of one task that has a declared statistic; append to `result`."""
+    if not any(task.metric_spec(m).stat for m in new.records[0]["metrics"]):
+        result.skipped.append(f"{task.name}: no metric with a per-sample statistic declared (point values only)")
+        return
     new_rows = [pairing.read_rows(r, results) for r in new.records]
     ref_rows = [pairing.read_rows(r, results) for r in ref.records]
     several = task.seeded and len(new.records) > 1 and len(ref.records) > 1

@@ -15,7 +15,7 @@ import torch
 from bench.data.shift import SETS
 from bench.errors import BenchError
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Stat, Plan, RunContext, Task
 from tasks.classification import CLEAN_SETTING_HELP, TopKEvaluator
 
 
@@ -60,22 +60,22 @@ class ImageNetShift(Task):
     datasets = SETS
     seeded = False
     metrics = (
-        MetricSpec("clean_top1_err", False, description="top-1 error on ImageNet val, when scored in this run (else from the stored imagenet_cls record)"),
-        MetricSpec("clean_top5_err", False, description="top-5 error on ImageNet val, when scored in this run"),
-        MetricSpec("clean_ece", False, description="ECE on ImageNet val, when scored in this run"),
-        MetricSpec("clean_nll", False, unit="nats", description="NLL on ImageNet val, when scored in this run"),
+        MetricSpec("clean_top1_err", False, description="top-1 error on ImageNet val, when scored in this run (else from the stored imagenet_cls record)", stat=Stat("proportion", "top1_wrong", (("split", "clean"),))),
+        MetricSpec("clean_top5_err", False, description="top-5 error on ImageNet val, when scored in this run", stat=Stat("proportion", "top5_wrong", (("split", "clean"),))),
+        MetricSpec("clean_ece", False, description="ECE on ImageNet val, when scored in this run", stat=Stat("ece", "confidence,top1_wrong", (("split", "clean"),))),
+        MetricSpec("clean_nll", False, unit="nats", description="NLL on ImageNet val, when scored in this run", stat=Stat("mean", "nll", (("split", "clean"),), scale=1.0)),
         MetricSpec("{set}_clean200_top1_err", False, description="ImageNet-200 top-1 error: ImageNet val's images of the set's 200 classes, "
-                   "logits restricted to them (hendrycks/imagenet-r eval.py); ImageNet-R and ImageNet-A only, scored in this run"),
-        MetricSpec("{set}_clean200_top5_err", False, description="ImageNet-200 top-5 error, as {set}_clean200_top1_err", detail=True),
-        MetricSpec("{set}_clean200_ece", False, description="ImageNet-200 ECE, 15 equal-width bins", detail=True),
-        MetricSpec("{set}_clean200_nll", False, unit="nats", description="ImageNet-200 NLL", detail=True),
-        MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: top-1 error",), headline=True),
+                   "logits restricted to them (hendrycks/imagenet-r eval.py); ImageNet-R and ImageNet-A only, scored in this run", stat=Stat("proportion", "top1_wrong", (("split", "{set}_clean200"),))),
+        MetricSpec("{set}_clean200_top5_err", False, description="ImageNet-200 top-5 error, as {set}_clean200_top1_err", detail=True, stat=Stat("proportion", "top5_wrong", (("split", "{set}_clean200"),))),
+        MetricSpec("{set}_clean200_ece", False, description="ImageNet-200 ECE, 15 equal-width bins", detail=True, stat=Stat("ece", "confidence,top1_wrong", (("split", "{set}_clean200"),))),
+        MetricSpec("{set}_clean200_nll", False, unit="nats", description="ImageNet-200 NLL", detail=True, stat=Stat("mean", "nll", (("split", "{set}_clean200"),), scale=1.0)),
+        MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: top-1 error",), headline=True, stat=Stat("proportion", "top1_wrong", (("split", "{set}"),))),
         MetricSpec("{set}_delta", False, description="the set's top-1 error minus the clean top-1 error in the same classes, points: "
                    "ImageNet-R/A against ImageNet-200 ({set}_clean200_top1_err), ImageNetV2 and Sketch against the 1000-class val error"),
         MetricSpec("{set}_delta_1k", False, description="ImageNet-R/A: the set's top-1 error minus the 1000-class val top-1 error, points"),
-        MetricSpec("{set}_top5_err", False, description="top-5 error on the set", detail=True),
-        MetricSpec("{set}_ece", False, description="ECE on the set, 15 equal-width bins", detail=True),
-        MetricSpec("{set}_nll", False, unit="nats", description="NLL on the set", detail=True),
+        MetricSpec("{set}_top5_err", False, description="top-5 error on the set", detail=True, stat=Stat("proportion", "top5_wrong", (("split", "{set}"),))),
+        MetricSpec("{set}_ece", False, description="ECE on the set, 15 equal-width bins", detail=True, stat=Stat("ece", "confidence,top1_wrong", (("split", "{set}"),))),
+        MetricSpec("{set}_nll", False, unit="nats", description="NLL on the set", detail=True, stat=Stat("mean", "nll", (("split", "{set}"),), scale=1.0)),
     )
 
     def default_config(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import torch
 from bench.errors import BenchError
 from bench.evaluation import RowsEvaluator
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Stat, Plan, RunContext, Task
 
 FILLS = ("mean", "black")
 
@@ -74,7 +74,15 @@ class OcclusionEvaluator(RowsEvaluator):
         return {"curves": self.curves}
 
     def samples(self) -> list[dict[str, Any]]:
-        return [{"index": i, "target": t, "preds": p} for i, (t, p) in sorted(self.rows.items())]
+        out = []
+        for i, (t, p) in sorted(self.rows.items()):  # per point a 0/1 error, per mode the share of its points wrong (bench check)
+            row: dict[str, Any] = {"index": i, "target": t, "preds": p}
+            for mode in dict.fromkeys(m for m, _ in self.points):
+                wrong = [int(q != t) for (m, side), q in zip(self.points, p) if m == mode]
+                row.update({f"{mode}_wrong@{side}": int(q != t) for (m, side), q in zip(self.points, p) if m == mode})
+                row[f"{mode}_wrong_share"] = sum(wrong) / len(wrong)
+            out.append(row)
+        return out
 
 
 class ImageNetOcclusion(Task):
@@ -85,10 +93,10 @@ class ImageNetOcclusion(Task):
     datasets = ("imagenet",)
     seeded = False
     metrics = (
-        MetricSpec("center_err_mean", False, description="top-1 error averaged over the sweep's sides, centre occlusion", tables=("paper Figure 5a: center occlusion",), headline=True),
-        MetricSpec("boundary_err_mean", False, description="top-1 error averaged over the sweep's sides, boundary occlusion", tables=("paper Figure 5a: boundary occlusion",), headline=True),
-        MetricSpec("center_err@{size}", False, description="top-1 error with the centred square of this side filled", detail=True),
-        MetricSpec("boundary_err@{size}", False, description="top-1 error with everything outside the centred square of this side filled", detail=True),
+        MetricSpec("center_err_mean", False, description="top-1 error averaged over the sweep's sides, centre occlusion", tables=("paper Figure 5a: center occlusion",), headline=True, stat=Stat("mean", "center_wrong_share")),
+        MetricSpec("boundary_err_mean", False, description="top-1 error averaged over the sweep's sides, boundary occlusion", tables=("paper Figure 5a: boundary occlusion",), headline=True, stat=Stat("mean", "boundary_wrong_share")),
+        MetricSpec("center_err@{size}", False, description="top-1 error with the centred square of this side filled", detail=True, stat=Stat("proportion", "center_wrong@{size}")),
+        MetricSpec("boundary_err@{size}", False, description="top-1 error with everything outside the centred square of this side filled", detail=True, stat=Stat("proportion", "boundary_wrong@{size}")),
     )
 
     def default_config(self) -> dict[str, Any]:
@@ -171,7 +179,16 @@ class InBetweenEvaluator(RowsEvaluator):
         return {"curves": self.curves}
 
     def samples(self) -> list[dict[str, Any]]:
-        return [{"pair": k, "class_a": a, "class_b": b, "preds": p} for k, (a, b, p) in sorted(self.rows.items())]
+        out = []
+        for k, (a, b, p) in sorted(self.rows.items()):  # per point 0/1 for neither / A / B, per kind the share of points neither (bench check)
+            row: dict[str, Any] = {"pair": k, "class_a": a, "class_b": b, "preds": p}
+            for kind in dict.fromkeys(m for m, _ in self.points):
+                neither = [int(q not in (a, b)) for (m, _), q in zip(self.points, p) if m == kind]
+                row[f"{kind}_neither_share"] = sum(neither) / len(neither)
+            for (kind, value), q in zip(self.points, p):
+                row.update({f"{kind}_neither@{point_name(value)}": int(q not in (a, b)), f"{kind}_a@{point_name(value)}": int(q == a), f"{kind}_b@{point_name(value)}": int(q == b)})
+            out.append(row)
+        return out
 
 
 class ImageNetInBetween(Task):
@@ -181,15 +198,16 @@ class ImageNetInBetween(Task):
     description = "In-between-class samples on ImageNet val: share of predictions that are neither class (paper Figure 5b)"
     datasets = ("imagenet",)
     seeded = False  # the pairs come from the pair_seed setting
+    sample_key = ("pair",)
     metrics = (
-        MetricSpec("mixup_neither_mean", False, description="share of Mixup samples predicted as neither class, averaged over the lambdas", tables=("paper Figure 5b: Mixup in-between",), headline=True),
-        MetricSpec("cutmix_neither_mean", False, description="share of CutMix samples predicted as neither class, averaged over the sides", tables=("paper Figure 5b: CutMix in-between",), headline=True),
-        MetricSpec("mixup_neither@{lam}", False, description="share predicted as neither class A nor B at lam (lam * A + (1 - lam) * B)", detail=True),
-        MetricSpec("mixup_a@{lam}", True, description="share predicted as class A at lam", detail=True),
-        MetricSpec("mixup_b@{lam}", True, description="share predicted as class B at lam", detail=True),
-        MetricSpec("cutmix_neither@{size}", False, description="share predicted as neither class with a centred square of this side from B", detail=True),
-        MetricSpec("cutmix_a@{size}", True, description="share predicted as class A (the base image)", detail=True),
-        MetricSpec("cutmix_b@{size}", True, description="share predicted as class B (the pasted square)", detail=True),
+        MetricSpec("mixup_neither_mean", False, description="share of Mixup samples predicted as neither class, averaged over the lambdas", tables=("paper Figure 5b: Mixup in-between",), headline=True, stat=Stat("mean", "mixup_neither_share")),
+        MetricSpec("cutmix_neither_mean", False, description="share of CutMix samples predicted as neither class, averaged over the sides", tables=("paper Figure 5b: CutMix in-between",), headline=True, stat=Stat("mean", "cutmix_neither_share")),
+        MetricSpec("mixup_neither@{lam}", False, description="share predicted as neither class A nor B at lam (lam * A + (1 - lam) * B)", detail=True, stat=Stat("proportion", "mixup_neither@{lam}")),
+        MetricSpec("mixup_a@{lam}", True, description="share predicted as class A at lam", detail=True, stat=Stat("proportion", "mixup_a@{lam}")),
+        MetricSpec("mixup_b@{lam}", True, description="share predicted as class B at lam", detail=True, stat=Stat("proportion", "mixup_b@{lam}")),
+        MetricSpec("cutmix_neither@{size}", False, description="share predicted as neither class with a centred square of this side from B", detail=True, stat=Stat("proportion", "cutmix_neither@{size}")),
+        MetricSpec("cutmix_a@{size}", True, description="share predicted as class A (the base image)", detail=True, stat=Stat("proportion", "cutmix_a@{size}")),
+        MetricSpec("cutmix_b@{size}", True, description="share predicted as class B (the pasted square)", detail=True, stat=Stat("proportion", "cutmix_b@{size}")),
     )
 
     def default_config(self) -> dict[str, Any]:

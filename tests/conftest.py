@@ -173,3 +173,29 @@ def own_weights(cards: dict[str, Path], name: str) -> Path:
     (folder / f"{name}.yaml").write_text(CARD.format(name=name, n=NUM_CLASSES, file=own, sha="null"))
     cards[name] = Path(own)
     return Path(own)
+
+
+def assert_stats_reproduce(record: dict, samples_dir: Path | None = None) -> int:
+    """Every metric of a stored record that declares a per-sample statistic (bench.task.Stat) is
+    given back exactly by that statistic computed on the record's samples file: what bench check
+    resamples is what was scored. Returns how many metrics were checked."""
+    import json
+
+    from bench.checks import pairing
+    from bench.stats.paired import STATISTICS
+
+    task = pairing.StoredTask.of(record)
+    path = Path(record["artifacts"]["samples"]) if samples_dir is None else samples_dir / f"{record['run_id']}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    checked = 0
+    for metric, value in record["metrics"].items():
+        spec = task.metric_spec(metric)
+        if spec.stat is None:
+            continue
+        _, a, _, _ = pairing.joined(task, metric, spec.name, spec.stat, rows, rows, "new", "ref")
+        data, n = pairing.as_data(spec.stat.kind, a)
+        ones = np.ones((1, n), np.int32)
+        observed = spec.stat.scale * (float(np.mean(data)) if spec.stat.kind == "proportion" else float(STATISTICS[spec.stat.kind](data, ones)[0]))
+        assert observed == pytest.approx(value, abs=1e-9), (record["task"]["name"], metric, observed, value)
+        checked += 1
+    return checked

@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 from bench.mini.layouts import write_cifar100
-from conftest import assert_informative
+from conftest import assert_informative, assert_stats_reproduce
 
 CIFAR_MEAN = [x / 255 for x in (125.3, 123.0, 113.9)]
 CIFAR_STD = [x / 255 for x in (63.0, 62.1, 66.7)]
@@ -151,6 +151,7 @@ def test_cifar100_cls_equals_an_independent_recomputation(arch, extra, limit, ru
     code, out, err = run_bench(*args, *(("--limit", limit) if limit else ()))
     assert code == 0, err
     (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    assert assert_stats_reproduce(record) == 4  # top-1/top-5 error, ECE, NLL from the per-sample statistics bench check resamples
     data = torchvision_cifar(tmp_path / "data")
     data.transform = T.Compose([T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)])
     chosen = [i * 120 // limit for i in range(limit)] if limit else range(120)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bench.demo as demo
 from bench.mini.build import MiniSpec
 from bench.store import ResultsStore
-from conftest import assert_informative
+from conftest import assert_informative, assert_stats_reproduce
 
 SMALL = MiniSpec(seed=0, train=150, val=40, epochs=1)
 SHORT = {"voc_det_ssd": {"iterations": 4, "checkpoint_every": 2, "batch_size": 4, "warmup_iters": 2}}
@@ -48,6 +48,7 @@ def test_demo_small(tmp_path, capsys):
         assert column in header
     assert "maxboxacc@30" not in header and "gt_known_loc" not in header  # the WSOL tasks' headline metrics only
     records = list(ResultsStore.open(tmp_path / "work" / "results", write=False).records())
+    assert sum(assert_stats_reproduce(r) for r in records) >= 4 * 16  # every declared statistic gives back its stored metric
     assert len(records) == 32 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
     assert all(r["details"]["origin"] == "mini" for r in records if r["task"]["name"] == "imagenet_c")  # the figure's label comes from it
     assert "(difference to mini_baseline in parentheses)" in table and "brackets" not in table

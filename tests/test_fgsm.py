@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import NUM_CLASSES, assert_informative
+from conftest import NUM_CLASSES, assert_informative, assert_stats_reproduce
 from tasks.adversarial import eps_name, fgsm
 
 
@@ -57,6 +57,7 @@ def test_imagenet_fgsm_end_to_end(run_bench, cards, data_root, tmp_path):
                                "--results", tmp_path / "r", "--workers", 0, "--batch-size", 5)
     assert code == 0, err
     (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    assert assert_stats_reproduce(record) == len(record["metrics"])  # what bench check resamples gives back every metric
     assert set(record["metrics"]) == {"fgsm_top1_acc", "clean_top1_acc", "top1_acc@eps0.01", "top1_acc@eps0.03"}
     assert record["metric_meta"]["top1_acc@eps0.03"]["name"] == "top1_acc@{eps}" and "paper Table 11: FGSM Top-1 Acc" in record["metric_meta"]["fgsm_top1_acc"]["tables"]
     # independent: ImageFolder + ToTensor (pixels in [0, 1]), the attack written out, Normalize after it

@@ -15,6 +15,7 @@ import torchvision
 from PIL import Image
 
 from bench.data.shift import wnid_list
+from conftest import assert_stats_reproduce
 
 TIMM_INFO = None
 
@@ -69,6 +70,7 @@ def test_imagenet_shift_equals_an_independent_recomputation(run_bench, shift_roo
     code, out, err = run_shift(run_bench, shift_root, tmp_path, "--set", "clean=none")
     assert code == 0, err
     (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    assert assert_stats_reproduce(record) == 16  # the statistics bench check resamples give back every metric
     model = torchvision.models.resnet18(weights=None, num_classes=1000)
     model.load_state_dict(torch.load(shift_root / "r18_1k.pth", weights_only=True))
     model.eval()

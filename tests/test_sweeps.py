@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench.sweeps import center_square, class_pairs, cutmix_center, mixup, occlude
-from conftest import NUM_CLASSES, assert_informative
+from conftest import NUM_CLASSES, assert_informative, assert_stats_reproduce
 from test_imagenet_c import load_tiny
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -55,6 +55,7 @@ def test_occlusion_equals_an_independent_recomputation(run_bench, cards, data_ro
                              "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0, "--batch-size", 7)
     assert code == 0, err
     (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    assert assert_stats_reproduce(record) == len(record["metrics"])  # what bench check resamples gives back every metric
     model, val = load_tiny(cards["tiny_a"]), _val(data_root)
     norm = lambda v: (v - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)  # noqa: E731
     expected = {}
@@ -89,6 +90,7 @@ def test_inbetween_equals_an_independent_recomputation(run_bench, cards, data_ro
                              "--workers", 0, "--batch-size", 6)
     assert code == 0, err
     (record,) = json.loads(run_bench("export", "--results", tmp_path / "r")[1])
+    assert assert_stats_reproduce(record) == len(record["metrics"])
     model, val = load_tiny(cards["tiny_a"]), _val(data_root)
     # bench's val order is class then file name, as ImageFolder's: the same indices
     pairs = class_pairs([y for _, y in val.samples], 40, 5)

@@ -18,7 +18,7 @@ import torch
 from bench.errors import BenchError
 from bench.settings import Setting
 from bench.evaluation import Evaluator
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Stat, Plan, RunContext, Task
 
 COMMON = {
     "train_sets": [["2007", "trainval"], ["2012", "trainval"]],
@@ -194,6 +194,7 @@ class VocDetection(Task):
     version = "2"
     datasets = ("voc",)
     replaces_head = True
+    sample_key = ("id",)  # within one detector's rows
     kinds: tuple[str, ...] = ()
 
     def default_config(self) -> dict[str, Any]:
@@ -336,18 +337,37 @@ class VocEvaluator(Evaluator):
     def samples(self) -> list[dict[str, Any]]:
         from bench.data.voc import CLASSES
 
-        dets = self.dets
+        from bench.metrics.voc import class_flags
+
+        dets, images = self.dets, self.test.images
+        # per detection its VOC07 match (TP, FP, or neither: a difficult object), which depends on its own image only,
+        # and per image its non-difficult objects per class: what bench check's image bootstrap of mAP reweights
+        gt_image = np.concatenate([np.full(len(images[i].labels), k) for k, i in enumerate(self.chosen)] or [np.zeros(0, np.int64)])
+        gt_boxes = np.concatenate([np.asarray(images[i].boxes, np.float64).reshape(-1, 4) for i in self.chosen] or [np.zeros((0, 4))])
+        gt_labels = np.concatenate([np.asarray(images[i].labels, np.int64) for i in self.chosen] or [np.zeros(0, np.int64)])
+        gt_difficult = np.concatenate([np.asarray(images[i].difficult, bool) for i in self.chosen] or [np.zeros(0, bool)])
+        tp, fp = np.zeros(len(dets.scores), bool), np.zeros(len(dets.scores), bool)
+        for c in range(len(CLASSES)):
+            g, members = gt_labels == c, np.flatnonzero(dets.labels == c)
+            order, tp_c, fp_c, _ = class_flags(gt_image[g], gt_boxes[g], gt_difficult[g], dets.image[members], dets.scores[members], dets.boxes[members])
+            tp[members[order]], fp[members[order]] = tp_c, fp_c
         per_image: dict[int, list[list[Any]]] = {k: [] for k in range(len(self.chosen))}
-        for k, c, sc, b in zip(dets.image.tolist(), dets.labels.tolist(), dets.scores.tolist(), dets.boxes.tolist()):
+        flags: dict[int, list[list[Any]]] = {k: [] for k in range(len(self.chosen))}
+        for j, (k, c, sc, b) in enumerate(zip(dets.image.tolist(), dets.labels.tolist(), dets.scores.tolist(), dets.boxes.tolist())):
             per_image[k].append([CLASSES[c], round(sc, 5)] + [round(v, 2) for v in b])
-        return [{"detector": self.kind, "id": self.test.images[i].image_id, "detections": per_image[k]} for k, i in enumerate(self.chosen)]
+            flags[k].append([c, sc, int(tp[j]), int(fp[j])])
+        counts = np.zeros((len(self.chosen), len(CLASSES)), np.int64)
+        np.add.at(counts, (gt_image[~gt_difficult], gt_labels[~gt_difficult]), 1)
+        return [{"detector": self.kind, "id": images[i].image_id, "detections": per_image[k], "flags": flags[k], "gt": counts[k].tolist()}
+                for k, i in enumerate(self.chosen)]
 
 
-def detection_specs(prefix: str, detector: str) -> tuple[MetricSpec, ...]:
+def detection_specs(prefix: str, detector: str, kind: str) -> tuple[MetricSpec, ...]:
+    rows = (("detector", kind),)
     return (
         MetricSpec(prefix + "map_voc07", True, description="VOC2007 11-point mAP at IoU 0.5, difficult objects ignored (the devkit's)",
-                   tables=(f"paper Table 10: {detector} mAP",), headline=True),
-        MetricSpec(prefix + "map_area", True, description="mAP as the area under the interpolated PR curve at IoU 0.5 (VOC2010+)"),
+                   tables=(f"paper Table 10: {detector} mAP",), headline=True, stat=Stat("voc_map", "flags,gt", rows)),
+        MetricSpec(prefix + "map_area", True, description="mAP as the area under the interpolated PR curve at IoU 0.5 (VOC2010+)", stat=Stat("voc_map_area", "flags,gt", rows)),
         MetricSpec(prefix + "coco_ap", True, description="pycocotools AP@[.5:.95], difficult objects as crowd regions"),
         MetricSpec(prefix + "coco_ap50", True, description="pycocotools AP at IoU 0.5"),
         MetricSpec(prefix + "coco_ap75", True, description="pycocotools AP at IoU 0.75"),
@@ -359,7 +379,7 @@ class VocFasterRCNN(VocDetection):
     description = "Pascal VOC07 test mAP of Faster R-CNN (ResNet C4) fine-tuned on VOC07+12 trainval"
     kinds = ("frcnn",)
     reported_key = "voc_det_frcnn"
-    metrics = detection_specs("", "Faster R-CNN")
+    metrics = detection_specs("", "Faster R-CNN", "frcnn")
 
 
 class VocSSD(VocFasterRCNN):
@@ -367,7 +387,7 @@ class VocSSD(VocFasterRCNN):
     description = "Pascal VOC07 test mAP of SSD300 (ResNet layer2/layer3 sources) fine-tuned on VOC07+12 trainval"
     kinds = ("ssd",)
     reported_key = "voc_det_ssd"
-    metrics = detection_specs("", "SSD")
+    metrics = detection_specs("", "SSD", "ssd")
 
 
 class VocBoth(VocDetection):
@@ -375,4 +395,4 @@ class VocBoth(VocDetection):
     description = "Pascal VOC07 test mAP of Faster R-CNN and SSD (the paper's two columns)"
     kinds = ("frcnn", "ssd")
     reported_key = "voc_det"
-    metrics = detection_specs("frcnn_", "Faster R-CNN") + detection_specs("ssd_", "SSD")
+    metrics = detection_specs("frcnn_", "Faster R-CNN", "frcnn") + detection_specs("ssd_", "SSD", "ssd")

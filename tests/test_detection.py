@@ -18,7 +18,7 @@ from bench.data.voc import CLASSES, read_voc
 from bench.mini.digits import make_detection_scenes
 from bench.mini.layouts import write_voc
 from bench.mini.model import mini_resnet
-from conftest import assert_informative, save_cutmix_format
+from conftest import assert_informative, save_cutmix_format, assert_stats_reproduce
 from det_oracle import plan_detections, use_fixed_detector
 from voc_reference import classic_ap
 
@@ -154,6 +154,7 @@ def test_task_evaluation_scores_fixed_detections_exactly(run_bench, voc_root, mi
     code, _, err = run_bench(*args_for(task, mini_ckpt, voc_root, tmp_path / "r"))
     assert code == 0, err
     record = json.loads(run_bench("export", "--results", tmp_path / "r")[1])[-1]
+    assert assert_stats_reproduce(record) == (4 if task == "voc_det" else 2)  # mAP from the per-detection flags bench check reweights
     voc07, area = expected_voc07(objects, planned)
     assert 0 < voc07 < 100 and 0 < area < 100
     kinds = ("frcnn", "ssd") if task == "voc_det" else ("frcnn",)
@@ -162,7 +163,8 @@ def test_task_evaluation_scores_fixed_detections_exactly(run_bench, voc_root, mi
         assert record["metrics"][prefix[kind] + "map_voc07"] == pytest.approx(voc07, abs=1e-9)
         assert record["metrics"][prefix[kind] + "map_area"] == pytest.approx(area, abs=1e-9)
     rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
-    assert rows == [r for kind in kinds for r in sample_rows(ids, planned, kind)]
+    assert [{k: r[k] for k in ("detector", "id", "detections")} for r in rows] == [r for kind in kinds for r in sample_rows(ids, planned, kind)]
+    assert all(r["split"] == r["detector"] and len(r["flags"]) == len(r["detections"]) for r in rows)
     assert_informative(record["metrics"])
 
 
@@ -182,6 +184,7 @@ def test_voc_det_metrics_equal_an_independent_recomputation(run_bench, tmp_path,
         assert 0 < record["metrics"][f"{kind}_map_voc07"] < 100 and n_dets > 0
         assert record["metrics"][f"{kind}_map_voc07"] == pytest.approx(expected, abs=1e-9)
         assert sum(len(r["detections"]) for r in rows if r["detector"] == kind) == n_dets
+    assert assert_stats_reproduce(record) == 4  # trained detectors: mAP (11-point, area) from the flags bench check reweights
     assert_informative(record["metrics"])
     # the single-detector task shares the trained stage
     code, _, err = run_bench(*learn_args("voc_det_ssd", mini_ckpt, root, tmp_path / "r2"))

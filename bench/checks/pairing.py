@@ -185,6 +185,15 @@ def as_data(kind: str, values: list[list[Any]]) -> tuple[Any, int]:
         return np.array([v[0] for v in values], dtype=float), n
     if kind == "ece":
         return (np.array([v[0] for v in values], float), 1 - np.array([v[1] for v in values], float)), n
+    if kind in ("voc_map", "voc_map_area"):  # per image: [[class, score, tp, fp] per detection], [objects per class]
+        gt_counts = np.array([v[1] for v in values], np.int64)
+        dets = [(k, c, s, tp, fp) for k, v in enumerate(values) for c, s, tp, fp in v[0]]
+        classes = []
+        for c in range(gt_counts.shape[1]):
+            mine = [d for d in dets if d[1] == c]
+            mine.sort(key=lambda d: -d[2])  # by score, stable: the scorer's order
+            classes.append((np.array([d[0] for d in mine], np.int64), np.array([d[3] for d in mine], bool), np.array([d[4] for d in mine], bool)))
+        return (classes, gt_counts), n
     if kind == "maxboxacc":
         width = max((run[1] for v in values for runs in v for run in runs), default=1)
         return [hit_matrix([v[k] for v in values], width) for k in range(len(values[0]))], n

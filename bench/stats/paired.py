@@ -24,7 +24,7 @@ from bench.stats import bootstrap, delong, replicates
 from bench.stats.proportion import exact_mcnemar, wilson
 
 POWER = 0.8  # the minimum detectable effect: what a two-sided test at alpha finds with this power
-DEFAULT_RESAMPLES = {"proportion": 10000, "mean": 10000, "ece": 10000, "maxboxacc": 2000, "auroc": 0}
+DEFAULT_RESAMPLES = {"proportion": 10000, "mean": 10000, "ece": 10000, "maxboxacc": 2000, "voc_map": 2000, "voc_map_area": 2000, "auroc": 0}
 
 
 @dataclass
@@ -110,4 +110,6 @@ STATISTICS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
     "mean": lambda data, w: replicates.weighted_mean(data, w),
     "ece": lambda data, w: replicates.ece(data[0], data[1], w) / 100.0,  # as a fraction: the spec's scale makes it percent
     "maxboxacc": lambda data, w: replicates.max_box_acc(data, w) / 100.0,
+    "voc_map": lambda data, w: replicates.voc_map(data[0], data[1], w) / 100.0,
+    "voc_map_area": lambda data, w: replicates.voc_map(data[0], data[1], w, area=True) / 100.0,
 }

@@ -20,7 +20,7 @@ from bench.evaluation import Evaluator
 from bench.metrics.ood import CONVENTIONS, CUTS, METRICS
 from bench.ood_scores import DEFINITIONS, SCORES
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Stat, Task
 
 HEADLINE = ("auroc", "tnr_at_tpr95")
 SHOWN = ("tnr_at_tpr95", "auroc", "detection_acc", "aupr_in", "aupr_out", "fpr_at_tpr95")  # printed for msp; the rest are details
@@ -29,7 +29,8 @@ HIST_BINS = 40
 
 
 def ood_metric_specs() -> tuple[MetricSpec, ...]:
-    specs = [MetricSpec("id_top1_err", False, description="top-1 error on the in-distribution set (the classifier the scores come from)")]
+    specs = [MetricSpec("id_top1_err", False, description="top-1 error on the in-distribution set (the classifier the scores come from)",
+                        stat=Stat("proportion", "top1_wrong", (("in_distribution", "1"),)))]
     for per_set in (False, True):
         for score in SCORES:
             for metric in METRICS:
@@ -43,6 +44,8 @@ def ood_metric_specs() -> tuple[MetricSpec, ...]:
                     headline=not per_set and score == "msp" and metric in HEADLINE,
                     aggregate=None if per_set else ("mean", f"{score}_{metric}@{{set}}"),
                     detail=per_set or not (metric in SHOWN if score == "msp" else metric in ("auroc", "fpr_at_tpr95")),
+                    # AUROC: DeLong per set; their mean, a bootstrap with the in-distribution set resampled once per replicate for all sets
+                    stat=(Stat("auroc", score, (("set", "{set}"),)) if per_set else Stat("auroc_mean", score)) if metric == "auroc" else None,
                 ))
     return tuple(specs)
 
@@ -111,9 +114,9 @@ class OodEvaluator(Evaluator):
         v = self.values
         rows = []
         for j, i in enumerate(v["index"]):
-            row = {"set": self.set_name, "index": int(i), "image": self.image_names[int(i)]}
+            row = {"set": self.set_name, "index": int(i), "image": self.image_names[int(i)], "in_distribution": int(self.reference is None)}
             if self.reference is None:
-                row.update(target=int(v["target"][j]), pred=int(v["pred"][j]))
+                row.update(target=int(v["target"][j]), pred=int(v["pred"][j]), top1_wrong=int(v["pred"][j] != v["target"][j]))
             row.update({s: float(v[s][j]) for s in self.scores})
             rows.append(row)
         return rows
@@ -124,6 +127,7 @@ class OodTask(Task):
 
     metrics = ood_metric_specs()
     seeded = False  # deterministic (the noise sets have their own seed setting)
+    sample_key = ("set", "index")
     id_name = "in"
 
     def _score_settings(self) -> dict[str, Setting]:

@@ -182,7 +182,7 @@ def assert_stats_reproduce(record: dict, samples_dir: Path | None = None) -> int
     import json
 
     from bench.checks import pairing
-    from bench.stats.paired import STATISTICS
+    from bench.checks.check import compare_metric
 
     task = pairing.StoredTask.of(record)
     path = Path(record["artifacts"]["samples"]) if samples_dir is None else samples_dir / f"{record['run_id']}.jsonl"
@@ -192,10 +192,7 @@ def assert_stats_reproduce(record: dict, samples_dir: Path | None = None) -> int
         spec = task.metric_spec(metric)
         if spec.stat is None:
             continue
-        _, a, _, _ = pairing.joined(task, metric, spec.name, spec.stat, rows, rows, "new", "ref")
-        data, n = pairing.as_data(spec.stat.kind, a)
-        ones = np.ones((1, n), np.int32)
-        observed = spec.stat.scale * (float(np.mean(data)) if spec.stat.kind == "proportion" else float(STATISTICS[spec.stat.kind](data, ones)[0]))
+        observed = compare_metric(task, metric, spec, rows, rows, "new", "ref", 100, 0, 0.05).new
         assert observed == pytest.approx(value, abs=1e-9), (record["task"]["name"], metric, observed, value)
         checked += 1
     return checked

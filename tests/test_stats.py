@@ -171,3 +171,20 @@ def test_an_ece_replicate_equals_rescoring_the_resampled_images():
     for k, w in enumerate(weights):
         picked = _resampled(range(len(confidence)), w)
         assert ours[k] == pytest.approx(expected_calibration_error(confidence[picked], correct[picked]), rel=1e-12)
+
+
+def test_an_auroc_replicate_equals_sklearn_on_the_resampled_sets():
+    """The stratified replicate: the in-distribution set resampled once for every OOD set, each set apart."""
+    rng = np.random.default_rng(8)
+    pos = np.round(rng.normal(1, 1, 60), 1)
+    negs = [np.round(rng.normal(0, 1, 45), 1), np.round(rng.normal(0.5, 1, 30), 1)]  # rounded: ties
+    sizes = [60, 45, 30]
+    weights = np.vstack([np.ones(sum(sizes), np.int32), bootstrap.stratified_weights(sizes, 5, np.random.default_rng(9))])
+    ours = replicates.auroc_mean(pos, negs, weights)
+    for k, w in enumerate(weights):
+        p = pos[_resampled(range(60), w[:60])]
+        aucs = []
+        for neg, start in zip(negs, (60, 105)):
+            q = neg[_resampled(range(len(neg)), w[start:start + len(neg)])]
+            aucs.append(roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(q))], np.r_[p, q]))
+        assert ours[k] == pytest.approx(np.mean(aucs), rel=1e-12)

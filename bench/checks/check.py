@@ -64,10 +64,34 @@ class CheckResult:
         return {"new": self.new, "ref": self.ref, "alpha": self.alpha, "metrics": [m.to_dict() for m in self.metrics], "skipped": self.skipped}
 
 
-def _compare_one(kind: str, new_data: Any, ref_data: Any, n: int, scale: float, resamples: int, seed: int, alpha: float) -> paired.Paired:
+def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]], who_new: str, who_ref: str,
+                   resamples: int | None, seed: int, alpha: float) -> paired.Paired:
+    """One metric of two samples files, with the procedure its spec declares."""
+    from bench.task import Stat
+
+    stat = spec.stat
+    kind, scale = stat.kind, stat.scale
+    b = resamples or paired.DEFAULT_RESAMPLES[kind]
+    if kind in ("auroc", "auroc_mean"):  # positives: the in-distribution rows; negatives: the OOD set's (each set's, for the mean)
+        def scores(st: Stat) -> tuple[np.ndarray, np.ndarray]:
+            _, a, r, _ = pairing.joined(task, metric, spec.name, st, new_rows, ref_rows, who_new, who_ref)
+            return np.array([v[0] for v in a], float), np.array([v[0] for v in r], float)
+
+        in_a, in_b = scores(Stat("mean", stat.field, (("in_distribution", "1"),)))
+        if kind == "auroc":
+            out_a, out_b = scores(stat)
+            return paired.compare_auroc((in_a, out_a), (in_b, out_b), scale, alpha)
+        sets = sorted({r["set"] for r in new_rows if r.get("in_distribution") == 0})
+        outs = [scores(Stat("mean", stat.field, (("set", s),))) for s in sets]
+        strata = [len(in_a)] + [len(o[0]) for o in outs]
+        return paired.compare_bootstrap(paired.STATISTICS[kind], (in_a, [o[0] for o in outs]), (in_b, [o[1] for o in outs]), sum(strata), scale, b, seed,
+                                        kind, alpha=alpha, strata=strata)
+    _, a, r, _ = pairing.joined(task, metric, spec.name, stat, new_rows, ref_rows, who_new, who_ref)
+    data_a, n = pairing.as_data(kind, a)
+    data_b, _ = pairing.as_data(kind, r)
     if kind == "proportion":
-        return paired.compare_proportions(new_data, ref_data, scale, resamples, seed, alpha)
-    return paired.compare_bootstrap(paired.STATISTICS[kind], new_data, ref_data, n, scale, resamples, seed, kind, alpha=alpha)
+        return paired.compare_proportions(data_a, data_b, scale, b, seed, alpha)
+    return paired.compare_bootstrap(paired.STATISTICS[kind], data_a, data_b, n, scale, b, seed, kind, alpha=alpha)
 
 
 def _seed_level(values_new: list[float], values_ref: list[float], image: list[paired.Paired], alpha: float) -> paired.Paired:
@@ -114,10 +138,7 @@ def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, t
         image = []
         for i, j in pairs if several else pairs[:1]:
             who_new, who_ref = f"{new.name} x {task.name} (seed {new.records[i]['seed']})", f"{ref.name} x {task.name} (seed {ref.records[j]['seed']})"
-            _, a, b, _ = pairing.joined(task, metric, spec.name, spec.stat, new_rows[i], ref_rows[j], who_new, who_ref)
-            data_a, n = pairing.as_data(spec.stat.kind, a)
-            data_b, _ = pairing.as_data(spec.stat.kind, b)
-            image.append(_compare_one(spec.stat.kind, data_a, data_b, n, spec.stat.scale, resamples or paired.DEFAULT_RESAMPLES[spec.stat.kind], seed, alpha))
+            image.append(compare_metric(task, metric, spec, new_rows[i], ref_rows[j], who_new, who_ref, resamples, seed, alpha))
         if several:
             res = _seed_level([r["metrics"][metric] for r in new.records], [r["metrics"][metric] for r in ref.records], image, alpha)
             scope = f"seeds and images ({len(new.records)} vs {len(ref.records)} seeds)"
@@ -230,9 +251,8 @@ def paper_task(task: Any, new: pairing.Side, results: Path, tolerances: Toleranc
             result.skipped.append(f"{task.name} {metric}: no per-sample statistic declared")
             continue
         who = f"{new.name} x {task.name}"
-        _, a, _, _ = pairing.joined(task, metric, spec.name, spec.stat, rows, rows, who, who)
-        data, n = pairing.as_data(spec.stat.kind, a)
-        own = _compare_one(spec.stat.kind, data, data, n, spec.stat.scale, resamples or paired.DEFAULT_RESAMPLES[spec.stat.kind], seed, alpha)
+        own = compare_metric(task, metric, spec, rows, rows, who, who, resamples, seed, alpha)
+        n = own.n
         diff = own.new - float(value)
         res = paired.Paired(own.kind, own.method + "; the published value has no interval", n, own.new, own.new_low, own.new_high, float(value), float(value), float(value),
                             diff, own.new_low - float(value), own.new_high - float(value), own.se, float("nan"), own.mde, own.resamples, own.level)

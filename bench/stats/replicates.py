@@ -102,3 +102,27 @@ def ece(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray, n_bins
     gap = np.zeros((len(confidence), n_bins))
     gap[np.arange(len(confidence)), index] = np.asarray(correct, np.float64) - confidence
     return 100.0 * np.abs(weights @ gap).sum(axis=1) / weights.sum(axis=1)
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
+    """AUROC per replicate, ties one half (sklearn's roc_auc_score on the resampled lists): the
+    weighted share of (positive, negative) pairs in which the positive scores higher."""
+    order = np.argsort(positive, kind="mergesort")
+    xs = np.asarray(positive, float)[order]
+    cum = np.concatenate([np.zeros((len(w_pos), 1)), np.cumsum(w_pos[:, order], axis=1, dtype=float)], axis=1)
+    lo, hi = np.searchsorted(xs, negative, side="left"), np.searchsorted(xs, negative, side="right")
+    total = cum[:, -1:]
+    above = (total - cum[:, hi]) + 0.5 * (cum[:, hi] - cum[:, lo])  # (replicates, negatives)
+    return (above * w_neg).sum(axis=1) / (total[:, 0] * w_neg.sum(axis=1))
+
+
+def auroc_mean(positive: np.ndarray, negatives: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """The mean over OOD sets of each set's AUROC against one in-distribution set, per replicate:
+    `weights` holds the in-distribution units first, then each set's (a stratified resample, the
+    in-distribution set drawn once per replicate for every set)."""
+    m = len(positive)
+    out, start = [], m
+    for neg in negatives:
+        out.append(auroc(positive, neg, weights[:, :m], weights[:, start:start + len(neg)]))
+        start += len(neg)
+    return np.mean(out, axis=0)

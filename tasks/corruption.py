@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench.evaluation import Evaluator
 from bench.metrics.corruption import CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Stat, Plan, RunContext, Task
 from tasks.classification import CLEAN_SETTING_HELP
 
 
@@ -29,8 +29,9 @@ class CorruptionEvaluator(Evaluator):
     """Batches (images, targets, indices); outputs logits. Keeps per image its top-1 class, its
     confidence and the true class's log-probability; metrics per cell and the summaries."""
 
-    def __init__(self, cells: list[tuple[str, int]], cell_of: list[int], clean_error: Any = None):
+    def __init__(self, cells: list[tuple[str, int]], cell_of: list[int], clean_error: Any = None, sources: list[str] | None = None):
         self.cells, self.cell_of = cells, np.asarray(cell_of)
+        self.sources = sources  # per item, its source image (class/file within its cell): bench check resamples source images
         self.clean_error = clean_error  # () -> clean top-1 error in percent, or None
 
     def reset(self) -> None:
@@ -84,7 +85,8 @@ class CorruptionEvaluator(Evaluator):
         return {"errors": self.found["errors"], "reliability": self.found["reliability"]}
 
     def samples(self) -> list[dict[str, Any]]:
-        return [{"index": int(i), "corruption": self.cells[self.cell_of[i]][0], "severity": self.cells[self.cell_of[i]][1], "target": int(t), "pred": int(p)}
+        return [{"index": int(i), "corruption": self.cells[self.cell_of[i]][0], "severity": self.cells[self.cell_of[i]][1], "target": int(t), "pred": int(p),
+                 "wrong": int(p != t), **({"source": self.sources[i]} if self.sources else {})}
                 for i, t, p in zip(self.index, self.target, self.pred)]
 
 
@@ -97,10 +99,10 @@ class ImageNetC(Task):
     seeded = False  # released: deterministic; generated: its own corruption_seed setting
     metrics = (
         MetricSpec("mce", False, description="mean over the 15 benchmark corruptions of CE = sum over severities 1-5 of the top-1 error / AlexNet's (augmix's ALEXNET_ERR); extras excluded",
-                   tables=("ImageNet-C: mCE",), headline=True),
+                   tables=("ImageNet-C: mCE",), headline=True, stat=Stat("mce", "wrong,source,corruption,severity", (("split", "corrupted"),), cluster="source")),
         MetricSpec("relative_mce", False, description="mean over the 15 of (error - clean error) / (AlexNet error - AlexNet clean error 43.478, torchvision's AlexNet)",
                    tables=("ImageNet-C: relative mCE",)),
-        MetricSpec("mean_err", False, description="top-1 error averaged over the 15 benchmark corruptions x 5 severities, unnormalised"),
+        MetricSpec("mean_err", False, description="top-1 error averaged over the 15 benchmark corruptions x 5 severities, unnormalised", stat=Stat("mean_err_15", "wrong,source,corruption,severity", (("split", "corrupted"),), cluster="source")),
         MetricSpec("extra_err", False, description="mean top-1 error over the extra corruptions (speckle_noise, gaussian_blur, spatter, saturate), never in mCE"),
         MetricSpec("clean_err", False, description="the clean top-1 error used by relative mCE (stored imagenet_cls record or scored in the run)"),
         MetricSpec("ece", False, description="expected calibration error over every corrupted image, 15 equal-width bins"),
@@ -109,10 +111,10 @@ class ImageNetC(Task):
         MetricSpec("rel_ce@{corruption}", False, description="relative corruption error, percent", detail=True),
         MetricSpec("err@{corruption}", False, description="top-1 error averaged over severities 1-5", detail=True),
         MetricSpec("err@{corruption}-{severity}", False, description="top-1 error at one corruption and severity", detail=True),
-        MetricSpec("clean_top1_err", False, description="top-1 error on ImageNet val (the card's preprocessing), when scored in this run"),
-        MetricSpec("clean_top5_err", False, description="top-5 error on ImageNet val, when scored in this run"),
-        MetricSpec("clean_ece", False, description="ECE on ImageNet val, when scored in this run"),
-        MetricSpec("clean_nll", False, unit="nats", description="NLL on ImageNet val, when scored in this run"),
+        MetricSpec("clean_top1_err", False, description="top-1 error on ImageNet val (the card's preprocessing), when scored in this run", stat=Stat("proportion", "top1_wrong", (("split", "clean"),))),
+        MetricSpec("clean_top5_err", False, description="top-5 error on ImageNet val, when scored in this run", stat=Stat("proportion", "top5_wrong", (("split", "clean"),))),
+        MetricSpec("clean_ece", False, description="ECE on ImageNet val, when scored in this run", stat=Stat("ece", "confidence,top1_wrong", (("split", "clean"),))),
+        MetricSpec("clean_nll", False, unit="nats", description="NLL on ImageNet val, when scored in this run", stat=Stat("mean", "nll", (("split", "clean"),), scale=1.0)),
     )
 
     def default_config(self) -> dict[str, Any]:
@@ -209,7 +211,7 @@ class ImageNetC(Task):
         model = ctx.backbone.model.to(ctx.device)
         normalize = Normalizer(card.preprocessing, ctx.device)
         splits, clean_error, clean_source = clean_reference(ctx, model, normalize)
-        evaluator = CorruptionEvaluator(listing.cells, listing.cell_of, clean_error)
+        evaluator = CorruptionEvaluator(listing.cells, listing.cell_of, clean_error, [f"{p.parent.name}/{p.name}" for p in listing.images])
         splits.append(Split("corrupted", SizedImages(listing.images, listing.targets, card.preprocessing.crop), evaluator,
                             forward=lambda batch: model(normalize(batch[0])), model=model))
         extras = [c for c in ctx.config["corruptions"] if c in EXTRA_CORRUPTIONS]

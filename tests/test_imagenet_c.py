@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import NUM_CLASSES, WNIDS, assert_informative
+from conftest import NUM_CLASSES, WNIDS, assert_informative, assert_stats_reproduce
 from bench.data.imagenet_c import ALL_CORRUPTIONS, CATEGORIES
 from bench.metrics.corruption import ALEXNET_CLEAN_ERR, ALEXNET_ERR, CORRUPTIONS, EXTRA_CORRUPTIONS
 
@@ -79,6 +79,10 @@ def exported(run_bench, tmp_path, results="r"):
     return json.loads(run_bench("export", "--results", tmp_path / results)[1])
 
 
+def _rows(record):
+    return [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
+
+
 @pytest.mark.parametrize("layout", ["corruption_folders", "category_folders"])
 def test_released_imagenet_c_equals_an_independent_recomputation(layout, run_bench, cards, data_root, tmp_path):
     import torchmetrics
@@ -90,6 +94,8 @@ def test_released_imagenet_c_equals_an_independent_recomputation(layout, run_ben
     (record,) = exported(run_bench, tmp_path)
     m = record["metrics"]
     assert record["details"]["layout"] == layout and record["details"]["source"] == "released"
+    # mCE and the mean error from the per-image errors bench check's cluster bootstrap resamples, the clean split's four too
+    assert assert_stats_reproduce(record) == 6 and all(r["source"].count("/") == 1 for r in _rows(record) if r["split"] == "corrupted")
     assert set(record["details"]["timing"]) == {"clean", "corrupted"}  # every corruption folder in one pass, one loader
     n_c = len(ALL_CORRUPTIONS) * 5 * NUM_CLASSES
     assert record["n_samples"] == {"total": n_c, "evaluated": n_c}

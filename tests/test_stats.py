@@ -188,3 +188,22 @@ def test_an_auroc_replicate_equals_sklearn_on_the_resampled_sets():
             q = neg[_resampled(range(len(neg)), w[start:start + len(neg)])]
             aucs.append(roc_auc_score(np.r_[np.ones(len(p)), np.zeros(len(q))], np.r_[p, q]))
         assert ours[k] == pytest.approx(np.mean(aucs), rel=1e-12)
+
+
+def test_an_mce_replicate_equals_the_formula_on_the_resampled_source_images():
+    """The cluster bootstrap: a source image carries all 75 cells; mCE of a replicate equals
+    bench.metrics.corruption's on the resampled list of source images."""
+    from bench.metrics.corruption import CORRUPTIONS, corruption_metrics
+
+    rng = np.random.default_rng(10)
+    cells = [(c, s) for c in CORRUPTIONS for s in (1, 2, 3, 4, 5)]
+    n = 40
+    wrong = (rng.random((n, len(cells))) < np.linspace(0.2, 0.9, len(cells))).astype(float)
+    present = np.ones_like(wrong)
+    weights = np.vstack([np.ones(n, np.int32), bootstrap.resample_weights(n, 5, np.random.default_rng(11))])
+    ours, ours_mean = replicates.mce(wrong, present, cells, weights), replicates.mce(wrong, present, cells, weights, what="mean_err_15")
+    for k, w in enumerate(weights):
+        picked = _resampled(range(n), w)
+        errors = {c: {s: 100.0 * wrong[picked, j].mean() for j, (c2, s) in enumerate(cells) if c2 == c} for c in CORRUPTIONS}
+        summary = corruption_metrics(errors)
+        assert ours[k] == pytest.approx(summary["mce"], rel=1e-12) and ours_mean[k] == pytest.approx(summary["mean_error_15"], rel=1e-12)

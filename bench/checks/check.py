@@ -85,13 +85,14 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
         outs = [scores(Stat("mean", stat.field, (("set", s),))) for s in sets]
         strata = [len(in_a)] + [len(o[0]) for o in outs]
         return paired.compare_bootstrap(paired.STATISTICS[kind], (in_a, [o[0] for o in outs]), (in_b, [o[1] for o in outs]), sum(strata), scale, b, seed,
-                                        kind, alpha=alpha, strata=strata)
+                                        kind, alpha=alpha, strata=strata, units="the in-distribution set and each OOD set apart")
     _, a, r, _ = pairing.joined(task, metric, spec.name, stat, new_rows, ref_rows, who_new, who_ref)
     data_a, n = pairing.as_data(kind, a)
     data_b, _ = pairing.as_data(kind, r)
     if kind == "proportion":
         return paired.compare_proportions(data_a, data_b, scale, b, seed, alpha)
-    return paired.compare_bootstrap(paired.STATISTICS[kind], data_a, data_b, n, scale, b, seed, kind, alpha=alpha)
+    units = "source images (a cluster bootstrap: each carries all its corruption x severity cells)" if stat.cluster else "samples"
+    return paired.compare_bootstrap(paired.STATISTICS[kind], data_a, data_b, n, scale, b, seed, kind, alpha=alpha, units=units)
 
 
 def _seed_level(values_new: list[float], values_ref: list[float], image: list[paired.Paired], alpha: float) -> paired.Paired:

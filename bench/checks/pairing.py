@@ -185,6 +185,15 @@ def as_data(kind: str, values: list[list[Any]]) -> tuple[Any, int]:
         return np.array([v[0] for v in values], dtype=float), n
     if kind == "ece":
         return (np.array([v[0] for v in values], float), 1 - np.array([v[1] for v in values], float)), n
+    if kind in ("mce", "mean_err_15"):  # per row [wrong, source, corruption, severity]: a (sources, cells) matrix, sources resampled
+        sources = sorted({v[1] for v in values})
+        cells = sorted({(v[2], int(v[3])) for v in values})
+        at, col = {s: k for k, s in enumerate(sources)}, {c: k for k, c in enumerate(cells)}
+        wrong, present = np.zeros((len(sources), len(cells))), np.zeros((len(sources), len(cells)))
+        for v in values:
+            wrong[at[v[1]], col[(v[2], int(v[3]))]] = v[0]
+            present[at[v[1]], col[(v[2], int(v[3]))]] = 1
+        return (wrong, present, cells), len(sources)
     if kind in ("voc_map", "voc_map_area"):  # per image: [[class, score, tp, fp] per detection], [objects per class]
         gt_counts = np.array([v[1] for v in values], np.int64)
         dets = [(k, c, s, tp, fp) for k, v in enumerate(values) for c, s, tp, fp in v[0]]

@@ -24,7 +24,7 @@ from bench.stats import bootstrap, delong, replicates
 from bench.stats.proportion import exact_mcnemar, wilson
 
 POWER = 0.8  # the minimum detectable effect: what a two-sided test at alpha finds with this power
-DEFAULT_RESAMPLES = {"proportion": 10000, "mean": 10000, "ece": 10000, "maxboxacc": 2000, "voc_map": 2000, "voc_map_area": 2000, "auroc": 0, "auroc_mean": 2000}
+DEFAULT_RESAMPLES = {"proportion": 10000, "mean": 10000, "ece": 10000, "maxboxacc": 2000, "voc_map": 2000, "voc_map_area": 2000, "auroc": 0, "auroc_mean": 2000, "mce": 2000, "mean_err_15": 2000}
 
 
 @dataclass
@@ -72,7 +72,8 @@ def compare_proportions(new: np.ndarray, ref: np.ndarray, scale: float, resample
 
 
 def compare_bootstrap(statistic: Callable[[Any, np.ndarray], np.ndarray], new: Any, ref: Any, n_units: int, scale: float, resamples: int,
-                      seed: int, kind: str, unit_of_row: np.ndarray | None = None, alpha: float = 0.05, strata: list[int] | None = None) -> Paired:
+                      seed: int, kind: str, unit_of_row: np.ndarray | None = None, alpha: float = 0.05, strata: list[int] | None = None,
+                      units: str = "samples") -> Paired:
     """A paired bootstrap: `statistic(data, weights)` is the metric of each replicate (weights per
     row; with `unit_of_row`, rows of one unit share its weight: a cluster bootstrap; with `strata`,
     sizes of consecutive groups of units, each group resampled to its own size)."""
@@ -91,7 +92,7 @@ def compare_bootstrap(statistic: Callable[[Any, np.ndarray], np.ndarray], new: A
     diff = scale * (observed_new - observed_ref)
     se = float(diffs.std(ddof=1))
     how = "cluster" if unit_of_row is not None else "stratified paired" if strata else "paired"
-    return Paired(kind, f"{how} percentile bootstrap over {'source images' if unit_of_row is not None else 'samples'}, the metric recomputed per replicate", n_units,
+    return Paired(kind, f"{how} percentile bootstrap over {units}, the metric recomputed per replicate", n_units,
                   scale * observed_new, *bootstrap.percentile_interval(a, level), scale * observed_ref, *bootstrap.percentile_interval(b, level),
                   diff, *bootstrap.percentile_interval(diffs, level), se, bootstrap.p_value(diffs, diff), _mde(se, alpha), resamples, level)
 
@@ -112,6 +113,8 @@ STATISTICS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
     "ece": lambda data, w: replicates.ece(data[0], data[1], w) / 100.0,  # as a fraction: the spec's scale makes it percent
     "maxboxacc": lambda data, w: replicates.max_box_acc(data, w) / 100.0,
     "auroc_mean": lambda data, w: replicates.auroc_mean(data[0], data[1], w),
+    "mce": lambda data, w: replicates.mce(*data, w) / 100.0,
+    "mean_err_15": lambda data, w: replicates.mce(*data, w, what="mean_err_15") / 100.0,
     "voc_map": lambda data, w: replicates.voc_map(data[0], data[1], w) / 100.0,
     "voc_map_area": lambda data, w: replicates.voc_map(data[0], data[1], w, area=True) / 100.0,
 }

@@ -126,3 +126,23 @@ def auroc_mean(positive: np.ndarray, negatives: Sequence[np.ndarray], weights: n
         out.append(auroc(positive, neg, weights[:, :m], weights[:, start:start + len(neg)]))
         start += len(neg)
     return np.mean(out, axis=0)
+
+
+def corruption_errors(wrong: np.ndarray, present: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Top-1 error (percent) of every corruption x severity cell per replicate, from (sources,
+    cells) 0/1 errors and presence: a cluster bootstrap, each source image carrying all its cells."""
+    return 100.0 * (weights @ (wrong * present)) / (weights @ present)
+
+
+def mce(wrong: np.ndarray, present: np.ndarray, cells: Sequence[tuple[str, int]], weights: np.ndarray, what: str = "mce") -> np.ndarray:
+    """mCE (or the mean error over the 15 benchmark corruptions, what='mean_err_15') per replicate,
+    bench.metrics.corruption's definition: each corruption's mean over severities 1-5, over AlexNet's."""
+    from bench.metrics.corruption import ALEXNET_ERR, CORRUPTIONS
+
+    errors = corruption_errors(wrong, present, weights)
+    column = {cell: k for k, cell in enumerate(cells)}
+    per = []
+    for c in CORRUPTIONS:
+        mean = sum(errors[:, column[(c, s)]] for s in (1, 2, 3, 4, 5)) / 5
+        per.append(mean / ALEXNET_ERR[c] if what == "mce" else mean)
+    return sum(per) / len(CORRUPTIONS)

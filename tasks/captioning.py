@@ -17,7 +17,7 @@ import torch
 from bench.errors import BenchError
 from bench.evaluation import RowsEvaluator
 from bench.settings import Setting
-from bench.task import DataCheck, DataLocator, MetricSpec, Plan, RunContext, Task
+from bench.task import DataCheck, DataLocator, MetricSpec, Stat, Plan, RunContext, Task
 from bench.captioning.train import TRANSFORMS
 from bench.captioning.vocab import TOKENIZERS
 
@@ -105,6 +105,12 @@ def caption_splits(root: Path, split: str) -> CaptionSplits:
     )
 
 
+# corpus BLEU from summed per-image counts (a Koehn-style paired bootstrap); ROUGE-L and CIDEr are means of
+# per-image scores; METEOR's corpus score is not a mean of its segments' scores: no statistic declared
+CAPTION_STATS = {**{f"bleu_{n}": Stat(f"bleu_{n}", "bleu_stats") for n in (1, 2, 3, 4)},
+                 "rouge_l": Stat("mean", "rouge_l_image"), "cider": Stat("mean", "cider_image")}
+
+
 class CaptionEvaluator(RowsEvaluator):
     """Batches (features, image ids); outputs the decoder's word ids per image; rows: image id ->
     caption. Scored once every rank's captions are in, against the split's references."""
@@ -127,7 +133,8 @@ class CaptionEvaluator(RowsEvaluator):
 
     def samples(self) -> list[dict[str, Any]]:
         per = self.info["per_image"]
-        return [{"image_id": i, "caption": c, "bleu_4": round(per[i]["bleu_4"], 4), "cider": round(per[i]["cider"], 4)} for i, c in sorted(self.rows.items())]
+        stats = self.info["statistics"]
+        return [{"image_id": i, "caption": c, "bleu_4": round(per[i]["bleu_4"], 4), "cider": round(per[i]["cider"], 4), **stats[i]} for i, c in sorted(self.rows.items())]
 
 
 class _Features(torch.utils.data.Dataset):
@@ -162,9 +169,10 @@ class CocoCaptioning(Task):
     reported_key = "coco_cap"
     metrics = tuple(
         MetricSpec(key, True, description=f"coco-caption {label} (PTB tokens, corpus level), percent", tables=(f"paper Table 10: {table}",) if table else (),
-                   headline=key in ("bleu_4", "cider"))
+                   headline=key in ("bleu_4", "cider"), stat=CAPTION_STATS.get(key))
         for key, label, table in CAPTION_METRICS
     )
+    sample_key = ("image_id",)
 
     def default_config(self) -> dict[str, Any]:
         return {"split": "val2014", "encoder": "frozen", "embed": 100, "hidden": 300, "dropout": 0.1, "min_count": 4, "max_length": 20,

@@ -14,7 +14,7 @@ import torch
 
 from bench.mini.build import MiniSpec, ensure_data
 from bench.mini.model import mini_resnet
-from conftest import assert_informative, save_cutmix_format
+from conftest import assert_informative, assert_stats_reproduce, save_cutmix_format
 
 FAST = ["--set", "epochs=2", "--set", "beam=2"]
 
@@ -48,6 +48,7 @@ def test_coco_cap_scores_its_own_captions_as_coco_caption_does(run_bench, tmp_pa
     rows = [json.loads(line) for line in Path(record["artifacts"]["samples"]).read_text().splitlines()]
     refs = read_captions(coco_root / "coco" / "annotations" / "captions_val2014.json")
     assert len(rows) == 24 and {r["image_id"] for r in rows} == set(refs.captions)
+    assert assert_stats_reproduce(record) == 6  # BLEU-1..4 from summed per-image counts, ROUGE-L and CIDEr as per-image means
     expected, info = caption_metrics(refs.captions, {r["image_id"]: r["caption"] for r in rows})
     for name, value in record["metrics"].items():
         assert value == pytest.approx(expected[name], abs=1e-9), name

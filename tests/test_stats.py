@@ -207,3 +207,28 @@ def test_an_mce_replicate_equals_the_formula_on_the_resampled_source_images():
         errors = {c: {s: 100.0 * wrong[picked, j].mean() for j, (c2, s) in enumerate(cells) if c2 == c} for c in CORRUPTIONS}
         summary = corruption_metrics(errors)
         assert ours[k] == pytest.approx(summary["mce"], rel=1e-12) and ours_mean[k] == pytest.approx(summary["mean_error_15"], rel=1e-12)
+
+
+def test_a_bleu_replicate_equals_pycocoevalcap_on_the_resampled_captions():
+    """Corpus BLEU-1..4 of a replicate, from summed per-image counts, equals pycocoevalcap's Bleu(4)
+    run on the resampled images (each copy under its own id)."""
+    import contextlib
+    import io
+
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    from bench.metrics.captions import bleu_statistics
+
+    rng = np.random.default_rng(12)
+    words = "a man dog cat on the of with riding sitting red blue table street horse two people".split()
+    sentence = lambda k: " ".join(rng.choice(words, k))  # noqa: E731
+    gts = {i: [sentence(int(rng.integers(4, 12))) for _ in range(5)] for i in range(30)}
+    res = {i: [sentence(int(rng.integers(2, 14)))] for i in range(30)}
+    stats = np.array(bleu_statistics(gts, res))
+    weights = np.vstack([np.ones(30, np.int32), bootstrap.resample_weights(30, 5, np.random.default_rng(13))])
+    for k, w in enumerate(weights):
+        picked = _resampled(range(30), w)
+        with contextlib.redirect_stdout(io.StringIO()):
+            expected, _ = Bleu(4).compute_score({j: gts[i] for j, i in enumerate(picked)}, {j: res[i] for j, i in enumerate(picked)}, verbose=0)
+        for n in (1, 2, 3, 4):
+            assert replicates.bleu(stats, w[None], n)[0] == pytest.approx(expected[n - 1], rel=1e-14, abs=1e-300)

@@ -185,6 +185,8 @@ def as_data(kind: str, values: list[list[Any]]) -> tuple[Any, int]:
         return np.array([v[0] for v in values], dtype=float), n
     if kind == "ece":
         return (np.array([v[0] for v in values], float), 1 - np.array([v[1] for v in values], float)), n
+    if kind.startswith("bleu_"):
+        return np.array([v[0] for v in values], np.int64), n
     if kind in ("mce", "mean_err_15"):  # per row [wrong, source, corruption, severity]: a (sources, cells) matrix, sources resampled
         sources = sorted({v[1] for v in values})
         cells = sorted({(v[2], int(v[3])) for v in values})

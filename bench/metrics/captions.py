@@ -141,7 +141,7 @@ def caption_metrics(references: dict[int, list[str]], candidates: dict[int, str]
     res = tokenize({i: [candidates[i]] for i in ids})
     with contextlib.redirect_stdout(io.StringIO()):  # the BLEU scorer prints its counts
         bleu, bleu_per_image = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
+    rouge, rouge_per_image = Rouge().compute_score(gts, res)
     cider, cider_per_image = Cider().compute_score(gts, res)
     meteor_value = meteor_score(gts, res) if use_java and meteor else None
     metrics: dict[str, float | None] = {f"bleu_{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
@@ -151,8 +151,30 @@ def caption_metrics(references: dict[int, list[str]], candidates: dict[int, str]
         "meteor_status": ("METEOR 1.5" if meteor else "not computed (meteor=false)") if use_java else "unavailable: needs Java",
         "images": len(ids),
         "per_image": {i: {"bleu_4": 100.0 * float(b4), "cider": 100.0 * float(c)} for i, b4, c in zip(ids, bleu_per_image[3], cider_per_image)},
+        # what bench check resamples: corpus BLEU's counts per image, and the per-image ROUGE-L and CIDEr (CIDEr's
+        # document frequencies come from the whole set's references and stay fixed under resampling)
+        "statistics": {i: {"bleu_stats": s, "rouge_l_image": float(r), "cider_image": float(c)}
+                       for i, s, r, c in zip(ids, bleu_statistics(gts, res), rouge_per_image, cider_per_image)},
     }
     return metrics, info
+
+
+def bleu_statistics(gts: dict[Hashable, list[str]], res: dict[Hashable, list[str]]) -> list[list[int]]:
+    """Per image (in gts' order, as pycocoevalcap's Bleu scores them), the sufficient statistics of
+    corpus BLEU as pycocoevalcap's BleuScorer counts them: [test length, closest reference length,
+    guessed 1..4-grams, clipped matching 1..4-grams]. Corpus BLEU-n is a function of their sums
+    (bench.stats.replicates.bleu)."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    scorer = BleuScorer(n=4)
+    for i in gts:
+        scorer += (res[i][0], gts[i])
+    out = []
+    for comps in scorer.ctest:
+        testlen = comps["testlen"]
+        reflen = scorer._single_reflen(comps["reflen"], "closest", testlen)
+        out.append([int(testlen), int(reflen), *map(int, comps["guess"]), *map(int, comps["correct"])])
+    return out
 
 
 def meteor_score(gts: dict[Hashable, list[str]], res: dict[Hashable, list[str]]) -> float:

@@ -146,3 +146,18 @@ def mce(wrong: np.ndarray, present: np.ndarray, cells: Sequence[tuple[str, int]]
         mean = sum(errors[:, column[(c, s)]] for s in (1, 2, 3, 4, 5)) / 5
         per.append(mean / ALEXNET_ERR[c] if what == "mce" else mean)
     return sum(per) / len(CORRUPTIONS)
+
+
+def bleu(stats: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """Corpus BLEU-n (a fraction) per replicate from per-image counts [test length, closest
+    reference length, guessed 1..4-grams, matching 1..4-grams], summed with the weights, then
+    pycocoevalcap's BleuScorer formula (its tiny and small constants, the brevity penalty below a
+    length ratio of 1), in its order of operations."""
+    small, tiny = 1e-9, 1e-15
+    totals = weights.astype(np.float64) @ np.asarray(stats, np.float64)  # integer sums, exact in float64
+    value = np.ones(len(weights))
+    for k in range(n):
+        value = value * (totals[:, 6 + k] + tiny) / (totals[:, 2 + k] + small)
+    value = value ** (1.0 / n)
+    ratio = (totals[:, 0] + tiny) / (totals[:, 1] + small)
+    return np.where(ratio < 1, value * np.exp(1 - 1 / np.where(ratio < 1, ratio, 1.0)), value)

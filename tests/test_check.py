@@ -180,3 +180,50 @@ def test_check_from_stored_results_imports_no_torch(world):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
     assert out.returncode == 0, out.stderr
     assert "verdict: mini_cutmix is not worse than mini_baseline" in out.stdout
+
+
+def test_compare_lists_the_discordant_images_and_tests_each_class(world, capsys):
+    from statsmodels.stats.multitest import multipletests
+
+    assert main(["compare", "mini_cutmix", "mini_baseline", "--task", "imagenet_cls", "--results", str(world["results"]), "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    (_,), (a_rows,) = rows_of(world, "mini_cutmix", "imagenet_cls")
+    (_,), (b_rows,) = rows_of(world, "mini_baseline", "imagenet_cls")
+    right_a = {r["image"]: r["top5"][0] == r["target"] for r in a_rows}
+    right_b = {r["image"]: r["top5"][0] == r["target"] for r in b_rows}
+    only_a = sorted(i for i in right_a if right_a[i] and not right_b[i])
+    only_b = sorted(i for i in right_a if right_b[i] and not right_a[i])
+    assert d["metric"] == "top1_err" and d["n"] == 1000
+    assert sorted(r["image"] for r in d["only_a"]) == only_a and sorted(r["image"] for r in d["only_b"]) == only_b
+    assert all(r["mini_cutmix pred"] == r["target"] != r["mini_baseline pred"] for r in d["only_a"])
+    target = {r["image"]: r["target"] for r in a_rows}
+    per = {c["class"]: c for c in d["per_class"]}
+    ps = []
+    for c in sorted(per, key=lambda c: -(per[c]["mini_cutmix only"] + per[c]["mini_baseline only"])):
+        x, y = sum(target[i] == c for i in only_a), sum(target[i] == c for i in only_b)
+        assert (per[c]["mini_cutmix only"], per[c]["mini_baseline only"]) == (x, y)
+        assert per[c]["p"] == pytest.approx(mcnemar([[0, x], [y, 0]], exact=True).pvalue, rel=1e-9)
+        ps.append(per[c]["p"])
+    assert [per[c]["p_holm"] for c in sorted(per, key=lambda c: -(per[c]["mini_cutmix only"] + per[c]["mini_baseline only"]))] == pytest.approx(
+        multipletests(ps, method="holm")[1].tolist(), abs=1e-12)
+    # WSOL: the IoUs of both sides
+    assert main(["compare", "mini_cutmix", "mini_baseline", "--task", "cub_loc", "--metric", "top1_err", "--results", str(world["results"])]) == 0
+    assert "| mini_cutmix iou | mini_baseline iou |" in capsys.readouterr().out
+
+
+def test_check_run_runs_the_missing_cells_first(world, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE", str(world["base"] / "cache"))  # where the mini backbones were trained
+    copy = tmp_path / "results"
+    shutil.copytree(world["results"], copy)
+    code = main(["check", "--backbone", "mini_mixup", "--against", "mini_baseline", "--task", "imagenet_cls", "--run", "--mini", "--data-root", str(world["root"]),
+                 "--results", str(copy), "--format", "json", "--quiet"])
+    out = capsys.readouterr()
+    assert code in (0, 1), out.err
+    report = json.loads(out.out)
+    assert code in (0, 1) and report["new"] == "mini_mixup" and "| mini_mixup " in out.err  # the run's table goes to stderr
+    db = sqlite3.connect(copy / "bench.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM results WHERE backbone = 'mini_mixup' AND task = 'imagenet_cls'").fetchone() == (1,)
+
+
+def test_against_paper_needs_published_numbers(world, capsys):
+    one_line_error(capsys, check(world, "--backbone", "mini_cutmix", "--against", "paper", "--task", "imagenet_cls"), "has no published numbers for imagenet_cls")

@@ -45,7 +45,9 @@ def ood_metric_specs() -> tuple[MetricSpec, ...]:
                     aggregate=None if per_set else ("mean", f"{score}_{metric}@{{set}}"),
                     detail=per_set or not (metric in SHOWN if score == "msp" else metric in ("auroc", "fpr_at_tpr95")),
                     # AUROC: DeLong per set; their mean, a bootstrap with the in-distribution set resampled once per replicate for all sets
-                    stat=(Stat("auroc", score, (("set", "{set}"),)) if per_set else Stat("auroc_mean", score)) if metric == "auroc" else None,
+                    # the threshold metrics (TNR/FPR at TPR 95%, detection accuracy, AUPR): the same stratified bootstrap, per set or over sets
+                    stat=((Stat("auroc", score, (("set", "{set}"),)) if per_set else Stat("auroc_mean", score)) if metric == "auroc" else
+                          Stat(f"ood:{metric}", score, (("set", "{set}"),)) if per_set else Stat(f"ood_mean:{metric}", score)),
                 ))
     return tuple(specs)
 

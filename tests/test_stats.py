@@ -104,7 +104,7 @@ def test_a_maxboxacc_replicate_equals_rescoring_the_resampled_images():
 
 
 def test_a_voc_map_replicate_equals_rescoring_the_resampled_images():
-    from bench.metrics.voc import Detections, GroundTruth, class_flags, voc_detection_ap
+    from bench.metrics.voc import Detections, class_flags, voc_detection_ap
     from test_metrics_voc import random_case
     from voc_reference import classic_ap
 
@@ -268,3 +268,20 @@ def test_coverage_of_the_map_bootstrap():
         lo, hi = bootstrap.percentile_interval(values)
         covered += lo <= truth <= hi
     assert 0.93 * 500 <= covered <= 0.97 * 500, covered
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_ood_rate_replicate_equals_the_scorer_on_the_resampled_lists(seed):
+    """TNR at TPR 95% (ODIN's width-weighted window), detection accuracy, AUPR-in/out, FPR at TPR
+    95% (both conventions): a stratified replicate equals bench.metrics.ood on the resampled lists."""
+    from bench.metrics.ood import ood_metrics
+
+    rng = np.random.default_rng(20 + seed)
+    m, n = 2500, 700  # enough in-distribution samples for cuts inside ODIN's TPR window
+    pos, neg = np.round(rng.normal(1.2, 1, m), 3), np.round(rng.normal(0, 1, n), 3)  # rounded: ties
+    weights = np.vstack([np.ones(m + n, np.int32), bootstrap.stratified_weights([m, n], 4, np.random.default_rng(seed))])
+    for k, w in enumerate(weights):
+        expected = ood_metrics(pos[_resampled(range(m), w[:m])], neg[_resampled(range(n), w[m:])])
+        for metric in replicates.OOD_RATES:
+            ours = replicates.ood_rate(pos, neg, w[None, :m], w[None, m:], metric)[0]
+            assert 100 * ours == pytest.approx(expected[metric], rel=1e-9, abs=1e-9), (metric, k)

@@ -72,7 +72,7 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
     stat = spec.stat
     kind, scale = stat.kind, stat.scale
     b = resamples or paired.DEFAULT_RESAMPLES[kind]
-    if kind in ("auroc", "auroc_mean"):  # positives: the in-distribution rows; negatives: the OOD set's (each set's, for the mean)
+    if kind in ("auroc", "auroc_mean") or kind.startswith("ood"):  # positives: the in-distribution rows; negatives: the OOD set's (each set's, for a mean)
         def scores(st: Stat) -> tuple[np.ndarray, np.ndarray]:
             _, a, r, _ = pairing.joined(task, metric, spec.name, st, new_rows, ref_rows, who_new, who_ref)
             return np.array([v[0] for v in a], float), np.array([v[0] for v in r], float)
@@ -81,8 +81,9 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
         if kind == "auroc":
             out_a, out_b = scores(stat)
             return paired.compare_auroc((in_a, out_a), (in_b, out_b), scale, alpha)
+        one = kind.startswith("ood:")  # one set's threshold metric: a stratified bootstrap of the in-distribution set and that set
         sets = sorted({r["set"] for r in new_rows if r.get("in_distribution") == 0})
-        outs = [scores(Stat("mean", stat.field, (("set", s),))) for s in sets]
+        outs = [scores(stat)] if one else [scores(Stat("mean", stat.field, (("set", s),))) for s in sets]
         strata = [len(in_a)] + [len(o[0]) for o in outs]
         return paired.compare_bootstrap(paired.STATISTICS[kind], (in_a, [o[0] for o in outs]), (in_b, [o[1] for o in outs]), sum(strata), scale, b, seed,
                                         kind, alpha=alpha, strata=strata, units="the in-distribution set and each OOD set apart")

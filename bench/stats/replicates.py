@@ -161,3 +161,67 @@ def bleu(stats: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
     value = value ** (1.0 / n)
     ratio = (totals[:, 0] + tiny) / (totals[:, 1] + small)
     return np.where(ratio < 1, value * np.exp(1 - 1 / np.where(ratio < 1, ratio, 1.0)), value)
+
+
+OOD_RATES = ("tnr_at_tpr95", "detection_acc", "aupr_in", "aupr_out", "fpr_at_tpr95", "fpr_at_tpr95_ood")
+
+
+def ood_rate(positive: np.ndarray, negative: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray, metric: str) -> np.ndarray:
+    """One of bench.metrics.ood's threshold metrics (a fraction) per replicate, from weighted counts
+    at the cuts of the full sample's distinct scores: a cut whose score no resampled sample holds
+    repeats its neighbour's counts, which none of these metrics sees (ODIN's width-weighted TNR
+    merges the two score intervals; the trapezoids and precision steps gain zero), so a replicate
+    equals the scorer on the resampled lists (in floats, where the scorer keeps exact fractions)."""
+    from bench.metrics.ood import TPR_WINDOW
+
+    values = np.unique(np.concatenate([positive, negative]))
+
+    def at_or_above(scores: np.ndarray, w: np.ndarray) -> np.ndarray:
+        order = np.argsort(scores, kind="mergesort")
+        prefix = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w[:, order], axis=1, dtype=float)], axis=1)
+        first = np.searchsorted(np.asarray(scores, float)[order], values, side="left")
+        return np.concatenate([prefix[:, -1:] - prefix[:, first], np.zeros((len(w), 1))], axis=1)  # + the cut above all
+
+    tp, fp = at_or_above(positive, w_pos), at_or_above(negative, w_neg)
+    n_in, n_out = tp[:, :1], fp[:, :1]
+    tpr = tp / n_in
+    rows = np.arange(len(tp))
+    last95 = (tpr >= 0.95).sum(axis=1) - 1  # tpr falls along the cuts: the last cut keeping 95% of ID
+    if metric == "fpr_at_tpr95":
+        return fp[rows, last95] / n_out[:, 0]
+    if metric == "tnr_at_tpr95":
+        widths = np.concatenate([[0.0], np.diff(values), [0.0]])
+        inside = (tpr >= TPR_WINDOW[0]) & (tpr <= TPR_WINDOW[1])
+        weight = inside * widths
+        total = weight.sum(axis=1)
+        windowed = (weight * fp).sum(axis=1) / np.where(total > 0, total, 1) / n_out[:, 0]
+        return 1 - np.where(total > 0, windowed, fp[rows, last95] / n_out[:, 0])
+    if metric == "detection_acc":
+        errors = (n_in - tp) * n_out + fp * n_in
+        return 1 - errors.min(axis=1) / (2 * n_in[:, 0] * n_out[:, 0])
+
+    def average_precision(hits: np.ndarray, misses: np.ndarray, n_pos: np.ndarray) -> np.ndarray:  # cuts from the strictest
+        accepted = hits + misses
+        precision = np.where(accepted > 0, hits / np.where(accepted > 0, accepted, 1), 0.0)
+        gain = np.diff(np.concatenate([np.zeros((len(hits), 1)), hits], axis=1), axis=1) / n_pos
+        return (gain * precision).sum(axis=1)
+
+    if metric == "aupr_in":
+        return average_precision(tp[:, ::-1], fp[:, ::-1], n_in)
+    rej_out, rej_in = n_out - fp, n_in - tp
+    if metric == "aupr_out":
+        return average_precision(rej_out, rej_in, n_out)
+    if metric == "fpr_at_tpr95_ood":
+        first = np.argmax(rej_out / n_out >= 0.95, axis=1)
+        return rej_in[rows, first] / n_in[:, 0]
+    raise ValueError(f"unknown OOD metric {metric}")
+
+
+def ood_rate_mean(positive: np.ndarray, negatives: Sequence[np.ndarray], weights: np.ndarray, metric: str) -> np.ndarray:
+    """The mean over OOD sets of ood_rate, weights laid out as for auroc_mean."""
+    m = len(positive)
+    out, start = [], m
+    for neg in negatives:
+        out.append(ood_rate(positive, neg, weights[:, :m], weights[:, start:start + len(neg)], metric))
+        start += len(neg)
+    return np.mean(out, axis=0)

@@ -23,13 +23,28 @@ SPEC = MiniSpec(seed=0, train=600, val=1000, epochs=4, datasets=("imagenet", "cu
 ARCH = ["--arch", "bench.mini.model:mini_resnet", "--num-classes", "10"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(tmp_path_factory):
     """Trained mini backbones; 'worse', mini_baseline's file with its weights replaced by noise
     (batch norm kept); 'twin', a copy of mini_cutmix's file; 'wide', a copy of mini_baseline's
     scored with another resize. All of them stored on imagenet_cls and cub_loc (cub_loc for
-    mini_cutmix and twin under seeds 0 and 1)."""
-    base = tmp_path_factory.mktemp("check")
+    mini_cutmix and twin under seeds 0 and 1). Built once per test run, under a lock, for every
+    pytest-xdist worker; read it, never change it (tests that damage files copy the results)."""
+    import fcntl
+    import os
+
+    top = tmp_path_factory.getbasetemp()
+    base = (top.parent if os.environ.get("PYTEST_XDIST_WORKER") else top) / "check-world"
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base.parent / "check-world.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / ".complete").is_file():
+            _build_world(base)
+            (base / ".complete").touch()
+    return {"base": base, "root": ensure_data(base / "mini", SPEC), "results": base / "results"}
+
+
+def _build_world(base: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_CACHE", str(base / "cache"))
         mp.setenv("TQDM_DISABLE", "1")
@@ -51,7 +66,6 @@ def world(tmp_path_factory):
         assert main(["run", "--backbone", "mini_cutmix", "--task", "imagenet_cls,cub_loc", "--seeds", "2", *common]) == 0
         assert main(["run", "--backbone", f"twin={base / 'twin.pth.tar'}", *ARCH, "--preprocessing-from", "mini_cutmix", "--task", "cub_loc", "--seeds", "0,1", *common]) == 0
         assert main(["run", "--backbone", f"wide={base / 'wide.pth.tar'}", *ARCH, "--preprocessing-from", "mini_baseline", "--resize", "72", "--task", "imagenet_cls", *common]) == 0
-    return {"base": base, "root": root, "results": results}
 
 
 def check(world, *args, fmt="json"):
@@ -227,3 +241,11 @@ def test_check_run_runs_the_missing_cells_first(world, capsys, tmp_path, monkeyp
 
 def test_against_paper_needs_published_numbers(world, capsys):
     one_line_error(capsys, check(world, "--backbone", "mini_cutmix", "--against", "paper", "--task", "imagenet_cls"), "has no published numbers for imagenet_cls")
+
+
+def test_strict_fails_on_an_inconclusive_headline_metric(world, capsys):
+    argv = ["--backbone", "mini_cutmix", "--against", "mini_baseline", "--task", "imagenet_cls"]
+    assert check(world, *argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert any(m["headline"] and m["verdict"] == "inconclusive" for m in report["metrics"])  # 1,000 images cannot show a 0.3-point equivalence
+    assert check(world, *argv, "--strict") == 3

@@ -162,11 +162,15 @@ def joined(task: Any, metric: str, pattern: str, stat: Stat, new_rows: list[dict
     sides = []
     for rows, who in ((new_rows, new_who), (ref_rows, ref_who)):
         chosen = [r for r in rows if all(str(r.get(k)) == v for k, v in filters)]
-        lacking = next((f for f in fields for r in chosen[:1] if f not in r), None)
+        lacking = next((f for f in fields if any(f not in r for r in chosen)), None)
         if not chosen or lacking:
             raise BenchError(f"the samples file of {who} has no '{lacking or fields[0]}' per sample for {task.name} {metric} (written before bench kept it)",
                              f"re-run the cell with --force: bench run --backbone {who.split(' x ')[0]} --task {task.name} --force")
-        sides.append({tuple(r.get(k) for k in task.sample_key): r for r in chosen})
+        keyed = {tuple(r.get(k) for k in task.sample_key): r for r in chosen}
+        if len(keyed) != len(chosen):
+            raise BenchError(f"the samples file of {who} holds a sample id twice for {task.name} {metric} ({len(chosen)} rows, {len(keyed)} ids)",
+                             f"re-run the cell with --force: bench run --backbone {who.split(' x ')[0]} --task {task.name} --force")
+        sides.append(keyed)
     a, b = sides
     if a.keys() != b.keys():
         common = len(a.keys() & b.keys())

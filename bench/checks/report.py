@@ -47,7 +47,7 @@ def markdown(result: CheckResult) -> str:
         seen.setdefault(key, []).append(m.metric)
     lines += [f"- {', '.join(dict.fromkeys(names))}: {how}" for how, names in seen.items()]
     sources = sorted({m.tolerance_from for m in result.metrics})
-    lines.append(f"- tolerances: {', '.join(sources)} (absolute, in the metric's unit; --tolerance FILE to change)")
+    lines.append(f"- tolerances from: {'; '.join(sources)} (absolute, in the metric's unit; --tolerance FILE to change)")
     lines += [f"- not compared: {s}" for s in result.skipped]
     lines += ["", f"verdict: {summary(result)}"]
     return "\n".join(lines)

@@ -101,7 +101,7 @@ class ImageNetC(Task):
         MetricSpec("mce", False, description="mean over the 15 benchmark corruptions of CE = sum over severities 1-5 of the top-1 error / AlexNet's (augmix's ALEXNET_ERR); extras excluded",
                    tables=("ImageNet-C: mCE",), headline=True, stat=Stat("mce", "wrong,source,corruption,severity", (("split", "corrupted"),), cluster="source")),
         MetricSpec("relative_mce", False, description="mean over the 15 of (error - clean error) / (AlexNet error - AlexNet clean error 43.478, torchvision's AlexNet)",
-                   tables=("ImageNet-C: relative mCE",)),
+                   tables=("ImageNet-C: relative mCE",), stat=Stat("relative_mce", "wrong,source,corruption,severity", (("split", "corrupted"),), cluster="source")),
         MetricSpec("mean_err", False, description="top-1 error averaged over the 15 benchmark corruptions x 5 severities, unnormalised", stat=Stat("mean_err_15", "wrong,source,corruption,severity", (("split", "corrupted"),), cluster="source")),
         MetricSpec("extra_err", False, description="mean top-1 error over the extra corruptions (speckle_noise, gaussian_blur, spatter, saturate), never in mCE"),
         MetricSpec("clean_err", False, description="the clean top-1 error used by relative mCE (stored imagenet_cls record or scored in the run)"),

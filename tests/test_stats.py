@@ -285,3 +285,19 @@ def test_an_ood_rate_replicate_equals_the_scorer_on_the_resampled_lists(seed):
         for metric in replicates.OOD_RATES:
             ours = replicates.ood_rate(pos, neg, w[None, :m], w[None, m:], metric)[0]
             assert 100 * ours == pytest.approx(expected[metric], rel=1e-9, abs=1e-9), (metric, k)
+
+
+def test_a_relative_mce_replicate_resamples_the_clean_error_with_the_same_images():
+    from bench.metrics.corruption import CORRUPTIONS, corruption_metrics
+
+    rng = np.random.default_rng(15)
+    cells = [(c, s) for c in CORRUPTIONS for s in (1, 2, 3, 4, 5)]
+    n = 40
+    wrong = (rng.random((n, len(cells))) < 0.6).astype(float)
+    clean = (rng.random(n) < 0.3).astype(float)
+    weights = np.vstack([np.ones(n, np.int32), bootstrap.resample_weights(n, 5, np.random.default_rng(16))])
+    ours = replicates.mce(wrong, np.ones_like(wrong), cells, weights, what="relative_mce", clean_wrong=clean)
+    for k, w in enumerate(weights):
+        picked = _resampled(range(n), w)
+        errors = {c: {s: 100.0 * wrong[picked, j].mean() for j, (c2, s) in enumerate(cells) if c2 == c} for c in CORRUPTIONS}
+        assert ours[k] == pytest.approx(corruption_metrics(errors, 100.0 * clean[picked].mean())["relative_mce"], rel=1e-12)

@@ -64,6 +64,19 @@ class CheckResult:
         return {"new": self.new, "ref": self.ref, "alpha": self.alpha, "metrics": [m.to_dict() for m in self.metrics], "skipped": self.skipped}
 
 
+def _clean_of(values: list[list[Any]], rows: list[dict[str, Any]], who: str) -> np.ndarray:
+    """Per source image (in as_data's order), its clean 0/1 top-1 error from the clean split's rows."""
+    clean = {str(r.get("image", "")).rsplit("/", 1)[-1]: r["top1_wrong"] for r in rows if r.get("split") == "clean" and "top1_wrong" in r}
+    if not clean:
+        raise pairing.NotComparable("relative mCE needs each image's clean error: the clean split was not scored in this run (--set clean=run)")
+    sources = sorted({v[1] for v in values})
+    names = {s.rsplit("/", 1)[-1] for s in sources}
+    if names != set(clean) or len(names) != len(sources):  # the stored clean error is over the clean split: the same images, or no pairing
+        raise pairing.NotComparable(f"the clean split of {who} holds other images than ImageNet-C's source images ({len(clean)} vs {len(sources)}, "
+                                    f"{len(names & set(clean))} in common), so its clean error cannot be resampled with them")
+    return np.array([clean[s.rsplit("/", 1)[-1]] for s in sources], float)
+
+
 def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]], who_new: str, who_ref: str,
                    resamples: int | None, seed: int, alpha: float) -> paired.Paired:
     """One metric of two samples files, with the procedure its spec declares."""
@@ -90,6 +103,8 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
     _, a, r, _ = pairing.joined(task, metric, spec.name, stat, new_rows, ref_rows, who_new, who_ref)
     data_a, n = pairing.as_data(kind, a)
     data_b, _ = pairing.as_data(kind, r)
+    if kind == "relative_mce":  # each source image's clean error, from the clean split scored in the same run
+        data_a, data_b = data_a + (_clean_of(a, new_rows, who_new),), data_b + (_clean_of(r, ref_rows, who_ref),)
     if kind == "proportion":
         return paired.compare_proportions(data_a, data_b, scale, b, seed, alpha)
     units = "source images (a cluster bootstrap: each carries all its corruption x severity cells)" if stat.cluster else "samples"
@@ -138,9 +153,13 @@ def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, t
             result.skipped.append(f"{task.name} {metric}: {ref.name} has no value")
             continue
         image = []
-        for i, j in pairs if several else pairs[:1]:
-            who_new, who_ref = f"{new.name} x {task.name} (seed {new.records[i]['seed']})", f"{ref.name} x {task.name} (seed {ref.records[j]['seed']})"
-            image.append(compare_metric(task, metric, spec, new_rows[i], ref_rows[j], who_new, who_ref, resamples, seed, alpha))
+        try:
+            for i, j in pairs if several else pairs[:1]:
+                who_new, who_ref = f"{new.name} x {task.name} (seed {new.records[i]['seed']})", f"{ref.name} x {task.name} (seed {ref.records[j]['seed']})"
+                image.append(compare_metric(task, metric, spec, new_rows[i], ref_rows[j], who_new, who_ref, resamples, seed, alpha))
+        except pairing.NotComparable as why:
+            result.skipped.append(f"{task.name} {metric}: {why}")
+            continue
         if several:
             res = _seed_level([r["metrics"][metric] for r in new.records], [r["metrics"][metric] for r in ref.records], image, alpha)
             scope = f"seeds and images ({len(new.records)} vs {len(ref.records)} seeds)"

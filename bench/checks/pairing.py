@@ -16,6 +16,10 @@ from bench.errors import BenchError
 from bench.task import MetricSpec, Stat, name_fields
 
 
+class NotComparable(Exception):
+    """A metric this pair of samples files cannot compare (said under "not compared", not an error)."""
+
+
 @dataclass
 class StoredTask:
     """What a check needs of a task, read from its stored record (the metric specs, statistics
@@ -191,7 +195,7 @@ def as_data(kind: str, values: list[list[Any]]) -> tuple[Any, int]:
         return (np.array([v[0] for v in values], float), 1 - np.array([v[1] for v in values], float)), n
     if kind.startswith("bleu_"):
         return np.array([v[0] for v in values], np.int64), n
-    if kind in ("mce", "mean_err_15"):  # per row [wrong, source, corruption, severity]: a (sources, cells) matrix, sources resampled
+    if kind in ("mce", "mean_err_15", "relative_mce"):  # per row [wrong, source, corruption, severity]: a (sources, cells) matrix, sources resampled
         sources = sorted({v[1] for v in values})
         cells = sorted({(v[2], int(v[3])) for v in values})
         at, col = {s: k for k, s in enumerate(sources)}, {c: k for k, c in enumerate(cells)}

@@ -24,7 +24,7 @@ from bench.stats import bootstrap, delong, replicates
 from bench.stats.proportion import exact_mcnemar, wilson
 
 POWER = 0.8  # the minimum detectable effect: what a two-sided test at alpha finds with this power
-DEFAULT_RESAMPLES = {"proportion": 10000, "mean": 10000, "ece": 10000, "maxboxacc": 2000, "voc_map": 2000, "voc_map_area": 2000, "auroc": 0, "auroc_mean": 2000, "mce": 2000, "mean_err_15": 2000, **{f"bleu_{n}": 10000 for n in (1, 2, 3, 4)},
+DEFAULT_RESAMPLES = {"proportion": 10000, "mean": 10000, "ece": 10000, "maxboxacc": 2000, "voc_map": 2000, "voc_map_area": 2000, "auroc": 0, "auroc_mean": 2000, "mce": 2000, "mean_err_15": 2000, "relative_mce": 2000, **{f"bleu_{n}": 10000 for n in (1, 2, 3, 4)},
                      **{f"ood{mean}:{m}": 2000 for m in replicates.OOD_RATES for mean in ("", "_mean")}}
 
 
@@ -116,6 +116,7 @@ STATISTICS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
     "auroc_mean": lambda data, w: replicates.auroc_mean(data[0], data[1], w),
     "mce": lambda data, w: replicates.mce(*data, w) / 100.0,
     "mean_err_15": lambda data, w: replicates.mce(*data, w, what="mean_err_15") / 100.0,
+    "relative_mce": lambda data, w: replicates.mce(*data[:3], w, what="relative_mce", clean_wrong=data[3]) / 100.0,
     **{f"bleu_{n}": (lambda data, w, n=n: replicates.bleu(data, w, n)) for n in (1, 2, 3, 4)},
     **{f"ood{mean}:{m}": (lambda data, w, m=m: replicates.ood_rate_mean(data[0], data[1], w, m)) for m in replicates.OOD_RATES for mean in ("", "_mean")},
     "voc_map": lambda data, w: replicates.voc_map(data[0], data[1], w) / 100.0,

@@ -134,17 +134,23 @@ def corruption_errors(wrong: np.ndarray, present: np.ndarray, weights: np.ndarra
     return 100.0 * (weights @ (wrong * present)) / (weights @ present)
 
 
-def mce(wrong: np.ndarray, present: np.ndarray, cells: Sequence[tuple[str, int]], weights: np.ndarray, what: str = "mce") -> np.ndarray:
-    """mCE (or the mean error over the 15 benchmark corruptions, what='mean_err_15') per replicate,
+def mce(wrong: np.ndarray, present: np.ndarray, cells: Sequence[tuple[str, int]], weights: np.ndarray, what: str = "mce",
+        clean_wrong: np.ndarray | None = None) -> np.ndarray:
+    """mCE (or the mean error over the 15 benchmark corruptions, what='mean_err_15', or relative mCE,
+    what='relative_mce', with each source image's clean 0/1 error) per replicate,
     bench.metrics.corruption's definition: each corruption's mean over severities 1-5, over AlexNet's."""
-    from bench.metrics.corruption import ALEXNET_ERR, CORRUPTIONS
+    from bench.metrics.corruption import ALEXNET_CLEAN_ERR, ALEXNET_ERR, CORRUPTIONS
 
     errors = corruption_errors(wrong, present, weights)
+    clean = None if clean_wrong is None else 100.0 * (weights @ clean_wrong) / weights.sum(axis=1)
     column = {cell: k for k, cell in enumerate(cells)}
     per = []
     for c in CORRUPTIONS:
         mean = sum(errors[:, column[(c, s)]] for s in (1, 2, 3, 4, 5)) / 5
-        per.append(mean / ALEXNET_ERR[c] if what == "mce" else mean)
+        if what == "relative_mce":
+            per.append((mean - clean) / (100 * (ALEXNET_ERR[c] - ALEXNET_CLEAN_ERR)) * 100)
+        else:
+            per.append(mean / ALEXNET_ERR[c] if what == "mce" else mean)
     return sum(per) / len(CORRUPTIONS)
 
 

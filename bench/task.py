@@ -29,14 +29,16 @@ def limited_indices(n_total: int, limit: int | None) -> list[int]:
 @dataclass(frozen=True)
 class Stat:
     """How a metric's uncertainty is computed (bench.stats.paired): `kind` names the estimator
-    (proportion: a 0/1 value per sample, Wilson and exact McNemar; mean: a per-sample value,
-    bootstrap; maxboxacc: the CAM thresholds where a box hits, bootstrap re-taking the max;
-    auroc: scores of in- and out-of-distribution samples, DeLong), `field` the key of the samples
-    rows it reads, `rows` which rows (key, value) belong to it. {placeholders} in either are filled
+    (proportion: a 0/1 value per sample, Wilson and exact McNemar; auroc: scores of in- and
+    out-of-distribution samples, DeLong; every other kind, e.g. mean, ece, maxboxacc, voc_map,
+    bleu_4, mce, ood_mean:tnr_at_tpr95: a bootstrap of the metric recomputed from per-sample
+    sufficient statistics, bench.stats.paired.STATISTICS), `field` the key(s) of the samples rows
+    it reads (a comma list, in the order the estimator takes them), `rows` which rows (key, value)
+    belong to it. {placeholders} in either are filled
     from the metric's name (maxboxacc@50 fills {iou} with 50); a field placeholder the name does
     not fill stands for every key that matches (MaxBoxAccV2 averages hits@30, hits@50, hits@70).
     The metric is `scale` times the statistic (100: percent). The unit resampled is the sample,
-    or the rows sharing `cluster`."""
+    or the rows sharing the `cluster` key (bench.checks.pairing.as_data aggregates them)."""
 
     kind: str
     field: str

@@ -16,6 +16,7 @@ from bench.checks.verdicts import Tolerances, degradation, verdict
 from bench.errors import BenchError
 from bench.stats import paired
 from bench.stats.multiple import holm
+from bench.tables import declared_order
 
 
 @dataclass
@@ -123,11 +124,13 @@ def _seed_level(values_new: list[float], values_ref: list[float], image: list[pa
     diff = float(a.mean() - b.mean())
     t = float(special.stdtrit(df, 1 - alpha / 2))
     p = 1.0 if se == 0 else float(2 * special.stdtr(df, -abs(diff) / se))
-    mde = float((special.stdtrit(df, 1 - alpha / 2) + special.stdtrit(df, paired.POWER)) * se)
+    mde = float((t + special.stdtrit(df, paired.POWER)) * se)
+
+    def band(x: np.ndarray, v: float) -> tuple[float, float, float]:  # a side's seed mean and its t interval
+        return float(x.mean()), float(x.mean() - t * np.sqrt(v)), float(x.mean() + t * np.sqrt(v))
+
     return paired.Paired("seeds", f"seed means ({len(a)} vs {len(b)} seeds): Welch's variance plus the image-level paired variance, t interval (df {df:.1f})",
-                         image[0].n, float(a.mean()), float(a.mean() - t * np.sqrt(va)) if va else float(a.mean()), float(a.mean() + t * np.sqrt(va)) if va else float(a.mean()),
-                         float(b.mean()), float(b.mean() - t * np.sqrt(vb)) if vb else float(b.mean()), float(b.mean() + t * np.sqrt(vb)) if vb else float(b.mean()),
-                         diff, diff - t * se, diff + t * se, se, p, mde, image[0].resamples, 1 - alpha)
+                         image[0].n, *band(a, va), *band(b, vb), diff, diff - t * se, diff + t * se, se, p, mde, image[0].resamples, 1 - alpha)
 
 
 def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, tolerances: Tolerances, alpha: float,
@@ -136,12 +139,10 @@ def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, t
     if not any(task.metric_spec(m).stat for m in new.records[0]["metrics"]):
         result.skipped.append(f"{task.name}: no metric with a per-sample statistic declared (point values only)")
         return
-    new_rows = [pairing.read_rows(r, results) for r in new.records]
-    ref_rows = [pairing.read_rows(r, results) for r in ref.records]
     several = task.seeded and len(new.records) > 1 and len(ref.records) > 1
-    pairs = list(zip(range(len(new.records)), range(len(ref.records))))
-    from bench.tables import declared_order
-
+    pairs = list(zip(range(len(new.records)), range(len(ref.records))))[:None if several else 1]  # seed i of NEW with seed i of REF
+    new_rows = {i: pairing.read_rows(new.records[i], results) for i, _ in pairs}  # each samples file read once, only those compared
+    ref_rows = {j: pairing.read_rows(ref.records[j], results) for _, j in pairs}
     for metric in declared_order(new.records[0]):
         spec = task.metric_spec(metric)
         if spec.detail:
@@ -154,7 +155,7 @@ def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, t
             continue
         image = []
         try:
-            for i, j in pairs if several else pairs[:1]:
+            for i, j in pairs:
                 who_new, who_ref = f"{new.name} x {task.name} (seed {new.records[i]['seed']})", f"{ref.name} x {task.name} (seed {ref.records[j]['seed']})"
                 image.append(compare_metric(task, metric, spec, new_rows[i], ref_rows[j], who_new, who_ref, resamples, seed, alpha))
         except pairing.NotComparable as why:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
+from bench.settings import flat
 from bench.task import MetricSpec, Stat, name_fields
 
 
@@ -92,24 +93,12 @@ def config_difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
         return f"the task version (v{a['task']['version']} vs v{b['task']['version']})"
     if a["data"]["fingerprint"] != b["data"]["fingerprint"]:
         return f"the data scored (fingerprint {a['data']['fingerprint'][:12]} vs {b['data']['fingerprint'][:12]}, {a['data']['n_samples']} vs {b['data']['n_samples']} samples)"
-    ca, cb = a["task"]["config"], b["task"]["config"]
-    keys = sorted(set(_flat(ca)) | set(_flat(cb)))
-    fa, fb = _flat(ca), _flat(cb)
-    differ = [k for k in keys if fa.get(k) != fb.get(k)]
+    fa, fb = flat(a["task"]["config"]), flat(b["task"]["config"])
+    differ = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
     if differ:
         k = differ[0]
         return f"the setting {k} ({fa.get(k)!r} vs {fb.get(k)!r})" + (f" and {len(differ) - 1} more" if len(differ) > 1 else "")
     return None
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def samples_path(record: dict[str, Any], results: Path) -> Path:

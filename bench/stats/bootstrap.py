@@ -4,8 +4,9 @@ A replicate is a vector of integer weights, one per unit: how often the unit app
 of n units drawn with replacement (a multinomial). Every metric is then recomputed as a weighted
 sum of per-unit sufficient statistics (bench.stats.replicates), vectorised over replicates, never
 by re-scoring in a Python loop. The same weight matrix is applied to both checkpoints of a paired
-comparison. Units: images; clusters of rows (the source image of ImageNet-C's 75 cells) by
-`expand`; strata resampled apart (in- and out-of-distribution sets) by `stratified_weights`.
+comparison. Units: images, or clusters of rows aggregated into one unit (the source image of
+ImageNet-C's 75 cells); strata resampled apart (in- and out-of-distribution sets) by
+`stratified_weights`.
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ def chunks(replicates: int, n: int) -> Iterator[int]:
     step = max(1, CHUNK_ELEMENTS // max(n, 1))
     for start in range(0, replicates, step):
         yield min(step, replicates - start)
-
-
-def expand(weights: np.ndarray, unit_of_row: np.ndarray) -> np.ndarray:
-    """Cluster weights (replicates, clusters) as row weights (replicates, rows): every row of a
-    cluster carries its cluster's weight (a cluster bootstrap)."""
-    return weights[:, unit_of_row]
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -6,10 +6,12 @@ Procedures by the metric's declared kind (bench.task.Stat):
 - proportion (per-sample 0/1): Wilson intervals; the exact McNemar test on the discordant pairs;
   the difference's interval from a bootstrap of the 2x2 table of paired outcomes (a multinomial
   over its four cells: the same distribution as resampling images, at O(1) per replicate);
-- mean, ece, maxboxacc: a paired bootstrap over the units (the same resampled ids for both),
-  the metric recomputed per replicate from sufficient statistics (bench.stats.replicates),
-  percentile intervals, p-value (1 + #extreme) / (1 + B) of the replicates shifted to the null;
-- auroc: DeLong's variance and his test for two correlated AUCs.
+- every other kind in STATISTICS (means of per-sample values, ECE, MaxBoxAcc, VOC mAP, BLEU,
+  mCE over source images, the OOD metrics over strata): a paired bootstrap over the units (the
+  same resampled ids for both), the metric recomputed per replicate from sufficient statistics
+  (bench.stats.replicates), percentile intervals, p-value (1 + #extreme) / (1 + B) of the
+  replicates shifted to the null;
+- auroc (one OOD set): DeLong's variance and his test for two correlated AUCs.
 """
 
 from __future__ import annotations
@@ -73,18 +75,17 @@ def compare_proportions(new: np.ndarray, ref: np.ndarray, scale: float, resample
 
 
 def compare_bootstrap(statistic: Callable[[Any, np.ndarray], np.ndarray], new: Any, ref: Any, n_units: int, scale: float, resamples: int,
-                      seed: int, kind: str, unit_of_row: np.ndarray | None = None, alpha: float = 0.05, strata: list[int] | None = None,
-                      units: str = "samples") -> Paired:
-    """A paired bootstrap: `statistic(data, weights)` is the metric of each replicate (weights per
-    row; with `unit_of_row`, rows of one unit share its weight: a cluster bootstrap; with `strata`,
-    sizes of consecutive groups of units, each group resampled to its own size)."""
+                      seed: int, kind: str, alpha: float = 0.05, strata: list[int] | None = None, units: str = "samples") -> Paired:
+    """A paired bootstrap: `statistic(data, weights)` is the metric of each replicate, weights per
+    unit (a cluster bootstrap aggregates its clusters into units first, as bench.checks.pairing.as_data
+    does for ImageNet-C's source images); with `strata`, sizes of consecutive groups of units, each
+    group resampled to its own size."""
     rng = np.random.default_rng(seed)
     ones = np.ones((1, n_units), np.int32)
-    rows = (lambda w: w) if unit_of_row is None else (lambda w: bootstrap.expand(w, unit_of_row))
-    observed_new, observed_ref = float(statistic(new, rows(ones))[0]), float(statistic(ref, rows(ones))[0])
+    observed_new, observed_ref = float(statistic(new, ones)[0]), float(statistic(ref, ones)[0])
     values_new, values_ref = [], []
-    for size in bootstrap.chunks(resamples, n_units if unit_of_row is None else len(unit_of_row)):
-        w = rows(bootstrap.stratified_weights(strata, size, rng) if strata else bootstrap.resample_weights(n_units, size, rng))
+    for size in bootstrap.chunks(resamples, n_units):
+        w = bootstrap.stratified_weights(strata, size, rng) if strata else bootstrap.resample_weights(n_units, size, rng)
         values_new.append(statistic(new, w))
         values_ref.append(statistic(ref, w))
     a, b = scale * np.concatenate(values_new), scale * np.concatenate(values_ref)
@@ -92,7 +93,7 @@ def compare_bootstrap(statistic: Callable[[Any, np.ndarray], np.ndarray], new: A
     level = 1 - alpha
     diff = scale * (observed_new - observed_ref)
     se = float(diffs.std(ddof=1))
-    how = "cluster" if unit_of_row is not None else "stratified paired" if strata else "paired"
+    how = "stratified paired" if strata else "paired"
     return Paired(kind, f"{how} percentile bootstrap over {units}, the metric recomputed per replicate", n_units,
                   scale * observed_new, *bootstrap.percentile_interval(a, level), scale * observed_ref, *bootstrap.percentile_interval(b, level),
                   diff, *bootstrap.percentile_interval(diffs, level), se, bootstrap.p_value(diffs, diff), _mde(se, alpha), resamples, level)

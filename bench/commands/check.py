@@ -46,8 +46,7 @@ def register(sub: Any, command: Any) -> None:
     g.add_argument("--device", default="auto", help="with --run: cpu, cuda or cuda:N")
     g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--workers", type=int, default=0, help="with --run: data loader processes")
-    g.add_argument("--limit", type=int, help=argparse.SUPPRESS)
-    p.set_defaults(handler=cmd_check, seed=0)
+    p.set_defaults(handler=cmd_check, seed=0, limit=None)  # bench run's options that a check does not take: complete results, seed 0 with --run
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -58,8 +57,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise BenchError(f"--alpha must lie in (0, 1), got {args.alpha}", "e.g. --alpha 0.05")
     if args.resamples is not None and args.resamples < 100:
         raise BenchError(f"--resamples must be at least 100, got {args.resamples}", "e.g. --resamples 2000")
-    if args.limit is not None:
-        raise BenchError("bench check compares complete results only", "drop --limit")
     paper = args.against == "paper"
     check_names(args.backbone, args.task)  # before torch is imported
     if not paper:

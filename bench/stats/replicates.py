@@ -76,16 +76,26 @@ def voc_map(classes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], gt_cou
     class, its detections in score order (bench.metrics.voc.class_flags) as (image, tp, fp); a
     detection matched to a difficult object is neither. `gt_counts` (images, classes): the
     non-difficult objects. Matching is per image, so resampling images reweights the flags and
-    the counts; a class whose objects all drop out of a replicate leaves its mean, as in the scorer."""
+    the counts; a class whose objects all drop out of a replicate leaves its mean, as in the scorer.
+
+    Only the points at true positives are formed: a false positive lowers precision at an
+    unchanged recall, so the true positive before it dominates it in both APs (the same floats
+    as the full curve, as the tests check). The false positives between consecutive true
+    positives are summed per image first, a sparse product, so the cost grows with the true
+    positives, not with the (often hundreds of) detections per image."""
     npos = weights @ gt_counts  # (replicates, classes)
     aps = np.full(npos.shape, np.nan)
     eps = np.finfo(np.float64).eps
+    weights_t = weights.T.astype(float)  # (images, replicates), shared by every class
     for c, (image, tp, fp) in enumerate(classes):
         scored = npos[:, c] > 0
         if not scored.any():
             continue
-        w = weights[scored][:, image].astype(float)
-        tp_cum, fp_cum = np.cumsum(w * tp, axis=1), np.cumsum(w * fp, axis=1)
+        segment = np.cumsum(tp) - tp  # a detection's segment: the true positives before it
+        n_tp = int(tp.sum())
+        counts = sparse.csr_matrix((np.ones(int(fp.sum())), (segment[fp], image[fp])), shape=(n_tp + 1, len(weights_t)))
+        fp_cum = np.cumsum(np.asarray(counts @ weights_t).T, axis=1)[scored][:, :n_tp]  # FPs before each true positive
+        tp_cum = np.cumsum(weights[scored][:, image[tp]], axis=1, dtype=float)
         recall = tp_cum / npos[scored, c][:, None]
         precision = tp_cum / np.maximum(tp_cum + fp_cum, eps)
         aps[scored, c] = 100 * (_ap_area(recall, precision) if area else _ap_11_point(recall, precision))

@@ -178,24 +178,28 @@ def own_weights(cards: dict[str, Path], name: str) -> Path:
 def assert_stats_reproduce(record: dict, samples_dir: Path | None = None) -> int:
     """Every metric of a stored record that declares a per-sample statistic (bench.task.Stat) is
     given back exactly by that statistic computed on the record's samples file: what bench check
-    resamples is what was scored. Returns how many metrics were checked."""
+    resamples is what was scored, alone and computed with its group (check.Groups, as bench check
+    does). Returns how many metrics were checked."""
     import json
 
     from bench.checks import pairing
-    from bench.checks.check import compare_metric
+    from bench.checks.check import Groups, compare_metric
 
     task = pairing.StoredTask.of(record)
     path = Path(record["artifacts"]["samples"]) if samples_dir is None else samples_dir / f"{record['run_id']}.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     checked = 0
+    groups = Groups.of(task, record["metrics"])
     for metric, value in record["metrics"].items():
         spec = task.metric_spec(metric)
         if spec.stat is None:
             continue
         try:
-            observed = compare_metric(task, metric, spec, rows, rows, "new", "ref", 100, 0, 0.05).new
+            alone = compare_metric(task, metric, spec, rows, rows, "new", "ref", 100, 0, 0.05)
         except pairing.NotComparable:
             continue
-        assert observed == pytest.approx(value, abs=1e-9), (record["task"]["name"], metric, observed, value)
+        grouped = compare_metric(task, metric, spec, rows, rows, "new", "ref", 100, 0, 0.05, groups)
+        assert alone.new == pytest.approx(value, abs=1e-9), (record["task"]["name"], metric, alone.new, value)
+        assert (grouped.new, grouped.low, grouped.high) == pytest.approx((alone.new, alone.low, alone.high), abs=1e-9), (record["task"]["name"], metric)
         checked += 1
     return checked

@@ -14,7 +14,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from bench.stats import bootstrap, delong, replicates
+from bench.stats import bootstrap, delong, paired, replicates
 from bench.stats.multiple import holm
 from bench.stats.proportion import exact_mcnemar, wilson
 
@@ -285,6 +285,65 @@ def test_an_ood_rate_replicate_equals_the_scorer_on_the_resampled_lists(seed):
         for metric in replicates.OOD_RATES:
             ours = replicates.ood_rate(pos, neg, w[None, :m], w[None, m:], metric)[0]
             assert 100 * ours == pytest.approx(expected[metric], rel=1e-9, abs=1e-9), (metric, k)
+
+
+def test_ood_rates_of_several_sets_equal_the_scorer_and_each_metric_alone():
+    """The mean over OOD sets, the in-distribution set's cumulative weights shared by every set: each
+    replicate equals the mean of bench.metrics.ood on the resampled lists, and asking for a subset
+    of the metrics gives the same values as asking for all of them."""
+    from bench.metrics.ood import ood_metrics
+
+    rng = np.random.default_rng(31)
+    m = 2000
+    pos = np.round(rng.normal(1.2, 1, m), 3)
+    negs = [np.round(rng.normal(0, 1, 300), 3), np.round(rng.normal(0.6, 1, 200), 3)]
+    sizes = [m, 300, 200]
+    weights = np.vstack([np.ones(sum(sizes), np.int32), bootstrap.stratified_weights(sizes, 3, np.random.default_rng(32))])
+    every = replicates.ood_rates_mean(pos, negs, weights)
+    some = replicates.ood_rates_mean(pos, negs, weights, ("fpr_at_tpr95", "aupr_out"))
+    assert set(some) == {"fpr_at_tpr95", "aupr_out"}
+    for metric in some:
+        np.testing.assert_array_equal(some[metric], every[metric])
+    for k, w in enumerate(weights):
+        p = pos[_resampled(range(m), w[:m])]
+        per_set = [ood_metrics(p, neg[_resampled(range(len(neg)), w[start:start + len(neg)])]) for neg, start in zip(negs, (m, m + 300))]
+        for metric in replicates.OOD_RATES:
+            assert 100 * every[metric][k] == pytest.approx(np.mean([d[metric] for d in per_set]), rel=1e-9, abs=1e-9), (metric, k)
+    with pytest.raises(ValueError, match="unknown OOD metric"):
+        replicates.ood_rates_mean(pos, negs, weights, ("auroc",))
+
+
+def test_a_group_bootstrap_gives_each_metric_what_a_bootstrap_of_it_alone_gives():
+    """compare_bootstrap_many (one pass for the OOD threshold metrics of one score) against
+    compare_bootstrap of each metric by itself, with the same seed: the same Paired, field by field."""
+    rng = np.random.default_rng(33)
+    sizes = [400, 120, 90]
+    pos_a, pos_b = rng.normal(1, 1, 400), rng.normal(1.1, 1, 400)
+    negs_a = [rng.normal(0, 1, 120), rng.normal(0.3, 1, 90)]
+    negs_b = [x + rng.normal(0, 0.3, len(x)) for x in negs_a]
+    kinds = {f"ood_mean:{k}": 100.0 for k in replicates.OOD_RATES}
+    group = paired.compare_bootstrap_many(paired.GROUPS["ood_mean"](list(kinds)), (pos_a, negs_a), (pos_b, negs_b), sum(sizes), kinds, 300, 5, strata=sizes)
+    for kind in kinds:
+        alone = paired.compare_bootstrap(paired.STATISTICS[kind], (pos_a, negs_a), (pos_b, negs_b), sum(sizes), 100.0, 300, 5, kind, strata=sizes)
+        for name, value in alone.to_dict().items():
+            if isinstance(value, float):
+                assert group[kind].to_dict()[name] == pytest.approx(value, rel=1e-12, abs=1e-12), (kind, name)
+            else:
+                assert group[kind].to_dict()[name] == value, (kind, name)
+
+
+def test_kept_weights_equal_a_fresh_draw_and_cannot_be_changed():
+    """bootstrap.replicate_weights hands the metrics of one task the same weights again: they must be
+    those a fresh generator with the seed draws, and read-only."""
+    first = list(bootstrap.replicate_weights(50, 30, 7, [30, 20]))
+    again = list(bootstrap.replicate_weights(50, 30, 7, [30, 20]))
+    fresh = bootstrap.stratified_weights([30, 20], 30, np.random.default_rng(7))
+    assert again[0] is first[0]
+    np.testing.assert_array_equal(np.concatenate(again), fresh)
+    with pytest.raises(ValueError):
+        again[0][0, 0] = 3
+    other = np.concatenate(list(bootstrap.replicate_weights(50, 30, 8, [30, 20])))
+    assert not np.array_equal(other, fresh)
 
 
 def test_a_relative_mce_replicate_resamples_the_clean_error_with_the_same_images():

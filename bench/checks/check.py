@@ -14,7 +14,7 @@ from scipy import special  # not scipy.stats: importing it costs a second
 from bench.checks import pairing
 from bench.checks.verdicts import Tolerances, degradation, verdict
 from bench.errors import BenchError
-from bench.stats import paired
+from bench.stats import paired, replicates
 from bench.stats.multiple import holm
 from bench.tables import declared_order
 
@@ -78,14 +78,35 @@ def _clean_of(values: list[list[Any]], rows: list[dict[str, Any]], who: str) -> 
     return np.array([clean[s.rsplit("/", 1)[-1]] for s in sources], float)
 
 
+@dataclass
+class Groups:
+    """Metrics computed with their group in one pass (paired.GROUPS: the OOD threshold metrics of
+    one score and set), once per check of a task: the same rows, field, set, resamples and seed give
+    the same replicates. `wanted`: the (field, kind) pairs the task's metrics ask for."""
+    wanted: set[tuple[str, str]]
+    done: dict[tuple, dict[str, paired.Paired]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, task: Any, metrics: Any) -> "Groups":
+        stats = [task.metric_spec(m).stat for m in metrics]
+        return cls({(s.field, s.kind) for s in stats if s is not None})
+
+
 def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]], who_new: str, who_ref: str,
-                   resamples: int | None, seed: int, alpha: float) -> paired.Paired:
-    """One metric of two samples files, with the procedure its spec declares."""
+                   resamples: int | None, seed: int, alpha: float, groups: Groups | None = None) -> paired.Paired:
+    """One metric of two samples files, with the procedure its spec declares; with `groups`, a
+    metric of a group is computed with the group's other wanted members."""
     from bench.task import Stat
 
     stat = spec.stat
     kind, scale = stat.kind, stat.scale
     b = resamples or paired.DEFAULT_RESAMPLES[kind]
+    prefix = kind.split(":", 1)[0]
+    key = None
+    if prefix in paired.GROUPS and groups is not None:
+        key = (prefix, id(new_rows), id(ref_rows), stat.field, tuple(pairing.metric_fields(stat, spec.name, metric, new_rows)[1]), scale, b, seed, alpha)
+        if key in groups.done:
+            return groups.done[key][kind]
     if kind in ("auroc", "auroc_mean") or kind.startswith("ood"):  # positives: the in-distribution rows; negatives: the OOD set's (each set's, for a mean)
         def scores(st: Stat) -> tuple[np.ndarray, np.ndarray]:
             _, a, r, _ = pairing.joined(task, metric, spec.name, st, new_rows, ref_rows, who_new, who_ref)
@@ -99,8 +120,13 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
         sets = sorted({r["set"] for r in new_rows if r.get("in_distribution") == 0})
         outs = [scores(stat)] if one else [scores(Stat("mean", stat.field, (("set", s),))) for s in sets]
         strata = [len(in_a)] + [len(o[0]) for o in outs]
-        return paired.compare_bootstrap(paired.STATISTICS[kind], (in_a, [o[0] for o in outs]), (in_b, [o[1] for o in outs]), sum(strata), scale, b, seed,
-                                        kind, alpha=alpha, strata=strata, units="the in-distribution set and each OOD set apart")
+        data_a, data_b = (in_a, [o[0] for o in outs]), (in_b, [o[1] for o in outs])
+        units = "the in-distribution set and each OOD set apart"
+        if key is None:
+            return paired.compare_bootstrap(paired.STATISTICS[kind], data_a, data_b, sum(strata), scale, b, seed, kind, alpha=alpha, strata=strata, units=units)
+        kinds = {k: scale for k in (f"{prefix}:{m}" for m in replicates.OOD_RATES) if k == kind or (stat.field, k) in groups.wanted}
+        groups.done[key] = paired.compare_bootstrap_many(paired.GROUPS[prefix](list(kinds)), data_a, data_b, sum(strata), kinds, b, seed, alpha, strata, units)
+        return groups.done[key][kind]
     _, a, r, _ = pairing.joined(task, metric, spec.name, stat, new_rows, ref_rows, who_new, who_ref)
     data_a, n = pairing.as_data(kind, a)
     data_b, _ = pairing.as_data(kind, r)
@@ -143,6 +169,7 @@ def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, t
     pairs = list(zip(range(len(new.records)), range(len(ref.records))))[:None if several else 1]  # seed i of NEW with seed i of REF
     new_rows = {i: pairing.read_rows(new.records[i], results) for i, _ in pairs}  # each samples file read once, only those compared
     ref_rows = {j: pairing.read_rows(ref.records[j], results) for _, j in pairs}
+    groups = Groups.of(task, [m for m in new.records[0]["metrics"] if not task.metric_spec(m).detail])
     for metric in declared_order(new.records[0]):
         spec = task.metric_spec(metric)
         if spec.detail:
@@ -157,7 +184,7 @@ def check_task(task: Any, new: pairing.Side, ref: pairing.Side, results: Path, t
         try:
             for i, j in pairs:
                 who_new, who_ref = f"{new.name} x {task.name} (seed {new.records[i]['seed']})", f"{ref.name} x {task.name} (seed {ref.records[j]['seed']})"
-                image.append(compare_metric(task, metric, spec, new_rows[i], ref_rows[j], who_new, who_ref, resamples, seed, alpha))
+                image.append(compare_metric(task, metric, spec, new_rows[i], ref_rows[j], who_new, who_ref, resamples, seed, alpha, groups))
         except pairing.NotComparable as why:
             result.skipped.append(f"{task.name} {metric}: {why}")
             continue
@@ -265,6 +292,7 @@ def paper_task(task: Any, new: pairing.Side, results: Path, tolerances: Toleranc
     if not published:
         raise BenchError(f"{new.name}'s card has no published numbers for {task.name}", "name a reference backbone with --against CARD")
     rows = pairing.read_rows(record, results)
+    groups = Groups.of(task, [m for m in published if m in record["metrics"]])
     for metric, value in published.items():
         if metric not in record["metrics"]:
             continue
@@ -273,7 +301,7 @@ def paper_task(task: Any, new: pairing.Side, results: Path, tolerances: Toleranc
             result.skipped.append(f"{task.name} {metric}: no per-sample statistic declared")
             continue
         who = f"{new.name} x {task.name}"
-        own = compare_metric(task, metric, spec, rows, rows, who, who, resamples, seed, alpha)
+        own = compare_metric(task, metric, spec, rows, rows, who, who, resamples, seed, alpha, groups)
         n = own.n
         diff = own.new - float(value)
         res = paired.Paired(own.kind, own.method + "; the published value has no interval", n, own.new, own.new_low, own.new_high, float(value), float(value), float(value),

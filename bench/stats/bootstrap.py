@@ -11,11 +11,14 @@ ImageNet-C's 75 cells); strata resampled apart (in- and out-of-distribution sets
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Iterator, Sequence
 
 import numpy as np
 
 CHUNK_ELEMENTS = 1 << 23  # weights held at once (32 MiB of int32)
+KEPT_ELEMENTS = 1 << 25  # weights replicate_weights keeps for reuse (128 MiB of int32)
+_KEPT: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()  # by replicate_weights' arguments, the most recent last
 
 
 def resample_weights(n: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
@@ -37,6 +40,32 @@ def chunks(replicates: int, n: int) -> Iterator[int]:
     step = max(1, CHUNK_ELEMENTS // max(n, 1))
     for start in range(0, replicates, step):
         yield min(step, replicates - start)
+
+
+def replicate_weights(n: int, replicates: int, seed: int, strata: Sequence[int] | None = None) -> Iterator[np.ndarray]:
+    """The weights of `replicates` resamples of n units (strata: sizes of consecutive groups of
+    units, each resampled to its own size), chunk by chunk, from a generator seeded with `seed`.
+    The metrics of one task are bootstrapped over the same units with the same seed: the chunks of
+    the last draws, up to KEPT_ELEMENTS weights in all, are kept and handed out again rather than
+    redrawn. They are read-only, so no caller can change another's replicates."""
+    key = (n, replicates, seed, tuple(strata) if strata else None)
+    if key in _KEPT:
+        _KEPT.move_to_end(key)
+        yield from _KEPT[key]
+        return
+    rng = np.random.default_rng(seed)
+    keep = n * replicates <= KEPT_ELEMENTS // 2
+    drawn = []
+    for size in chunks(replicates, n):
+        w = stratified_weights(strata, size, rng) if strata else resample_weights(n, size, rng)
+        if keep:
+            w.flags.writeable = False
+            drawn.append(w)
+        yield w
+    if keep:
+        _KEPT[key] = drawn
+        while sum(c.size for chunk in _KEPT.values() for c in chunk) > KEPT_ELEMENTS:
+            _KEPT.popitem(last=False)
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -17,7 +17,7 @@ Procedures by the metric's declared kind (bench.task.Stat):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import special  # not scipy.stats: importing it costs a second
@@ -80,23 +80,37 @@ def compare_bootstrap(statistic: Callable[[Any, np.ndarray], np.ndarray], new: A
     unit (a cluster bootstrap aggregates its clusters into units first, as bench.checks.pairing.as_data
     does for ImageNet-C's source images); with `strata`, sizes of consecutive groups of units, each
     group resampled to its own size."""
-    rng = np.random.default_rng(seed)
+    return compare_bootstrap_many(lambda data, w: {kind: statistic(data, w)}, new, ref, n_units, {kind: scale}, resamples, seed,
+                                  alpha, strata, units)[kind]
+
+
+def compare_bootstrap_many(statistic: Callable[[Any, np.ndarray], dict[str, np.ndarray]], new: Any, ref: Any, n_units: int,
+                           scales: dict[str, float], resamples: int, seed: int, alpha: float = 0.05, strata: list[int] | None = None,
+                           units: str = "samples") -> dict[str, Paired]:
+    """compare_bootstrap for a statistic that yields several metrics from one pass (dict kind ->
+    values per replicate, as the OOD threshold metrics of one score do): every metric sees the
+    same replicates, each one's result the same as a bootstrap of it alone with this seed."""
     ones = np.ones((1, n_units), np.int32)
-    observed_new, observed_ref = float(statistic(new, ones)[0]), float(statistic(ref, ones)[0])
-    values_new, values_ref = [], []
-    for size in bootstrap.chunks(resamples, n_units):
-        w = bootstrap.stratified_weights(strata, size, rng) if strata else bootstrap.resample_weights(n_units, size, rng)
-        values_new.append(statistic(new, w))
-        values_ref.append(statistic(ref, w))
-    a, b = scale * np.concatenate(values_new), scale * np.concatenate(values_ref)
-    diffs = a - b
+    observed_new, observed_ref = statistic(new, ones), statistic(ref, ones)
+    values_new: dict[str, list[np.ndarray]] = {k: [] for k in scales}
+    values_ref: dict[str, list[np.ndarray]] = {k: [] for k in scales}
+    for w in bootstrap.replicate_weights(n_units, resamples, seed, strata):
+        a, b = statistic(new, w), statistic(ref, w)
+        for k in scales:
+            values_new[k].append(a[k])
+            values_ref[k].append(b[k])
     level = 1 - alpha
-    diff = scale * (observed_new - observed_ref)
-    se = float(diffs.std(ddof=1))
     how = "stratified paired" if strata else "paired"
-    return Paired(kind, f"{how} percentile bootstrap over {units}, the metric recomputed per replicate", n_units,
-                  scale * observed_new, *bootstrap.percentile_interval(a, level), scale * observed_ref, *bootstrap.percentile_interval(b, level),
-                  diff, *bootstrap.percentile_interval(diffs, level), se, bootstrap.p_value(diffs, diff), _mde(se, alpha), resamples, level)
+    out = {}
+    for kind, scale in scales.items():
+        a, b = scale * np.concatenate(values_new[kind]), scale * np.concatenate(values_ref[kind])
+        diffs = a - b
+        on, orf = scale * float(observed_new[kind][0]), scale * float(observed_ref[kind][0])
+        se = float(diffs.std(ddof=1))
+        out[kind] = Paired(kind, f"{how} percentile bootstrap over {units}, the metric recomputed per replicate", n_units,
+                           on, *bootstrap.percentile_interval(a, level), orf, *bootstrap.percentile_interval(b, level),
+                           on - orf, *bootstrap.percentile_interval(diffs, level), se, bootstrap.p_value(diffs, on - orf), _mde(se, alpha), resamples, level)
+    return out
 
 
 def compare_auroc(new: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray], scale: float, alpha: float = 0.05) -> Paired:
@@ -123,3 +137,14 @@ STATISTICS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
     "voc_map": lambda data, w: replicates.voc_map(data[0], data[1], w) / 100.0,
     "voc_map_area": lambda data, w: replicates.voc_map(data[0], data[1], w, area=True) / 100.0,
 }
+
+# Statistics that yield several metrics from one pass, by the prefix of their kinds ("ood:tnr_at_tpr95"
+# is one of "ood"'s): GROUPS[prefix](kinds) computes the named kinds of the group in one pass.
+def _ood_group(prefix: str) -> Callable[[Sequence[str]], Callable[[Any, np.ndarray], dict[str, np.ndarray]]]:
+    def of(kinds: Sequence[str]) -> Callable[[Any, np.ndarray], dict[str, np.ndarray]]:
+        which = [k.split(":", 1)[1] for k in kinds]
+        return lambda data, w: {f"{prefix}:{k}": v for k, v in replicates.ood_rates_mean(data[0], data[1], w, which).items()}
+    return of
+
+
+GROUPS = {prefix: _ood_group(prefix) for prefix in ("ood", "ood_mean")}

@@ -117,10 +117,12 @@ def ece(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray, n_bins
 def auroc(positive: np.ndarray, negative: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
     """AUROC per replicate, ties one half (sklearn's roc_auc_score on the resampled lists): the
     weighted share of (positive, negative) pairs in which the positive scores higher."""
-    order = np.argsort(positive, kind="mergesort")
-    xs = np.asarray(positive, float)[order]
-    cum = np.concatenate([np.zeros((len(w_pos), 1)), np.cumsum(w_pos[:, order], axis=1, dtype=float)], axis=1)
-    lo, hi = np.searchsorted(xs, negative, side="left"), np.searchsorted(xs, negative, side="right")
+    return _auroc(_Tail(positive, w_pos), negative, w_neg)
+
+
+def _auroc(positive: "_Tail", negative: np.ndarray, w_neg: np.ndarray) -> np.ndarray:
+    cum = positive.prefix
+    lo, hi = np.searchsorted(positive.sorted, negative, side="left"), np.searchsorted(positive.sorted, negative, side="right")
     total = cum[:, -1:]
     above = (total - cum[:, hi]) + 0.5 * (cum[:, hi] - cum[:, lo])  # (replicates, negatives)
     return (above * w_neg).sum(axis=1) / (total[:, 0] * w_neg.sum(axis=1))
@@ -131,9 +133,10 @@ def auroc_mean(positive: np.ndarray, negatives: Sequence[np.ndarray], weights: n
     `weights` holds the in-distribution units first, then each set's (a stratified resample, the
     in-distribution set drawn once per replicate for every set)."""
     m = len(positive)
+    tail = _Tail(positive, weights[:, :m])  # the in-distribution set's cumulative weights, once for every set
     out, start = [], m
     for neg in negatives:
-        out.append(auroc(positive, neg, weights[:, :m], weights[:, start:start + len(neg)]))
+        out.append(_auroc(tail, neg, weights[:, start:start + len(neg)]))
         start += len(neg)
     return np.mean(out, axis=0)
 
@@ -182,39 +185,55 @@ def bleu(stats: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
 OOD_RATES = ("tnr_at_tpr95", "detection_acc", "aupr_in", "aupr_out", "fpr_at_tpr95", "fpr_at_tpr95_ood")
 
 
-def ood_rate(positive: np.ndarray, negative: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray, metric: str) -> np.ndarray:
-    """One of bench.metrics.ood's threshold metrics (a fraction) per replicate, from weighted counts
-    at the cuts of the full sample's distinct scores: a cut whose score no resampled sample holds
-    repeats its neighbour's counts, which none of these metrics sees (ODIN's width-weighted TNR
-    merges the two score intervals; the trapezoids and precision steps gain zero), so a replicate
-    equals the scorer on the resampled lists (in floats, where the scorer keeps exact fractions)."""
+def ood_rates(positive: np.ndarray, negative: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray,
+              which: Sequence[str] = OOD_RATES) -> dict[str, np.ndarray]:
+    """bench.metrics.ood's threshold metrics named in `which` (of OOD_RATES, fractions) per
+    replicate, from one pass of weighted counts at the cuts of the full sample's distinct scores: a
+    cut whose score no resampled sample holds repeats its neighbour's counts, which none of these
+    metrics sees (ODIN's width-weighted TNR merges the two score intervals; the trapezoids and
+    precision steps gain zero), so a replicate equals the scorer on the resampled lists (in floats,
+    where the scorer keeps exact fractions)."""
+    return _rates(_Tail(positive, w_pos), _Tail(negative, w_neg), which)
+
+
+class _Tail:
+    """Per replicate, the weighted count of samples scoring at or above any cut value, from one
+    weighted cumulative sum: built once for the in-distribution set and read at every OOD set's cuts."""
+
+    def __init__(self, scores: np.ndarray, w: np.ndarray):
+        order = np.argsort(scores, kind="mergesort")
+        self.sorted = np.asarray(scores, float)[order]
+        self.prefix = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w[:, order], axis=1, dtype=float)], axis=1)
+
+    def at(self, values: np.ndarray) -> np.ndarray:  # (replicates, cuts + 1): the cuts, then one above all scores
+        first = np.searchsorted(self.sorted, values, side="left")
+        return np.concatenate([self.prefix[:, -1:] - self.prefix[:, first], np.zeros((len(self.prefix), 1))], axis=1)
+
+
+def _rates(positive: _Tail, negative: _Tail, which: Sequence[str]) -> dict[str, np.ndarray]:
     from bench.metrics.ood import TPR_WINDOW
 
-    values = np.unique(np.concatenate([positive, negative]))
-
-    def at_or_above(scores: np.ndarray, w: np.ndarray) -> np.ndarray:
-        order = np.argsort(scores, kind="mergesort")
-        prefix = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w[:, order], axis=1, dtype=float)], axis=1)
-        first = np.searchsorted(np.asarray(scores, float)[order], values, side="left")
-        return np.concatenate([prefix[:, -1:] - prefix[:, first], np.zeros((len(w), 1))], axis=1)  # + the cut above all
-
-    tp, fp = at_or_above(positive, w_pos), at_or_above(negative, w_neg)
+    unknown = set(which) - set(OOD_RATES)
+    if unknown:
+        raise ValueError(f"unknown OOD metric {sorted(unknown)[0]}")
+    values = np.unique(np.concatenate([positive.sorted, negative.sorted]))
+    tp, fp = positive.at(values), negative.at(values)
     n_in, n_out = tp[:, :1], fp[:, :1]
     tpr = tp / n_in
     rows = np.arange(len(tp))
-    last95 = (tpr >= 0.95).sum(axis=1) - 1  # tpr falls along the cuts: the last cut keeping 95% of ID
-    if metric == "fpr_at_tpr95":
-        return fp[rows, last95] / n_out[:, 0]
-    if metric == "tnr_at_tpr95":
+    out = {}
+    if {"fpr_at_tpr95", "tnr_at_tpr95"} & set(which):
+        last95 = (tpr >= 0.95).sum(axis=1) - 1  # tpr falls along the cuts: the last cut keeping 95% of ID
+        out["fpr_at_tpr95"] = fp[rows, last95] / n_out[:, 0]
+    if "tnr_at_tpr95" in which:
         widths = np.concatenate([[0.0], np.diff(values), [0.0]])
-        inside = (tpr >= TPR_WINDOW[0]) & (tpr <= TPR_WINDOW[1])
-        weight = inside * widths
+        weight = ((tpr >= TPR_WINDOW[0]) & (tpr <= TPR_WINDOW[1])) * widths
         total = weight.sum(axis=1)
         windowed = (weight * fp).sum(axis=1) / np.where(total > 0, total, 1) / n_out[:, 0]
-        return 1 - np.where(total > 0, windowed, fp[rows, last95] / n_out[:, 0])
-    if metric == "detection_acc":
+        out["tnr_at_tpr95"] = 1 - np.where(total > 0, windowed, out["fpr_at_tpr95"])
+    if "detection_acc" in which:
         errors = (n_in - tp) * n_out + fp * n_in
-        return 1 - errors.min(axis=1) / (2 * n_in[:, 0] * n_out[:, 0])
+        out["detection_acc"] = 1 - errors.min(axis=1) / (2 * n_in[:, 0] * n_out[:, 0])
 
     def average_precision(hits: np.ndarray, misses: np.ndarray, n_pos: np.ndarray) -> np.ndarray:  # cuts from the strictest
         accepted = hits + misses
@@ -222,22 +241,34 @@ def ood_rate(positive: np.ndarray, negative: np.ndarray, w_pos: np.ndarray, w_ne
         gain = np.diff(np.concatenate([np.zeros((len(hits), 1)), hits], axis=1), axis=1) / n_pos
         return (gain * precision).sum(axis=1)
 
-    if metric == "aupr_in":
-        return average_precision(tp[:, ::-1], fp[:, ::-1], n_in)
+    if "aupr_in" in which:
+        out["aupr_in"] = average_precision(tp[:, ::-1], fp[:, ::-1], n_in)
     rej_out, rej_in = n_out - fp, n_in - tp
-    if metric == "aupr_out":
-        return average_precision(rej_out, rej_in, n_out)
-    if metric == "fpr_at_tpr95_ood":
-        first = np.argmax(rej_out / n_out >= 0.95, axis=1)
-        return rej_in[rows, first] / n_in[:, 0]
-    raise ValueError(f"unknown OOD metric {metric}")
+    if "aupr_out" in which:
+        out["aupr_out"] = average_precision(rej_out, rej_in, n_out)
+    if "fpr_at_tpr95_ood" in which:
+        out["fpr_at_tpr95_ood"] = rej_in[rows, np.argmax(rej_out / n_out >= 0.95, axis=1)] / n_in[:, 0]
+    return {k: out[k] for k in which}
+
+
+def ood_rate(positive: np.ndarray, negative: np.ndarray, w_pos: np.ndarray, w_neg: np.ndarray, metric: str) -> np.ndarray:
+    """One threshold metric of ood_rates."""
+    return ood_rates(positive, negative, w_pos, w_neg, (metric,))[metric]
+
+
+def ood_rates_mean(positive: np.ndarray, negatives: Sequence[np.ndarray], weights: np.ndarray,
+                   which: Sequence[str] = OOD_RATES) -> dict[str, np.ndarray]:
+    """The mean over OOD sets of each of ood_rates, weights laid out as for auroc_mean: the
+    in-distribution samples first, then each set's."""
+    m = len(positive)
+    tail = _Tail(positive, weights[:, :m])
+    per_set, start = [], m
+    for neg in negatives:
+        per_set.append(_rates(tail, _Tail(neg, weights[:, start:start + len(neg)]), which))
+        start += len(neg)
+    return {k: np.mean([d[k] for d in per_set], axis=0) for k in which}
 
 
 def ood_rate_mean(positive: np.ndarray, negatives: Sequence[np.ndarray], weights: np.ndarray, metric: str) -> np.ndarray:
-    """The mean over OOD sets of ood_rate, weights laid out as for auroc_mean."""
-    m = len(positive)
-    out, start = [], m
-    for neg in negatives:
-        out.append(ood_rate(positive, neg, weights[:, :m], weights[:, start:start + len(neg)], metric))
-        start += len(neg)
-    return np.mean(out, axis=0)
+    """One threshold metric of ood_rates_mean."""
+    return ood_rates_mean(positive, negatives, weights, (metric,))[metric]

@@ -168,7 +168,7 @@ class CocoCaptioning(Task):
     replaces_head = True  # the classifier is not used: the decoder reads the pooled feature
     reported_key = "coco_cap"
     metrics = tuple(
-        MetricSpec(key, True, description=f"coco-caption {label} (PTB tokens, corpus level), percent", tables=(f"paper Table 10: {table}",) if table else (),
+        MetricSpec(key, True, description=f"coco-caption {label} (PTB tokens, corpus level), percent", tables=((f"paper Table 10: {table}",) if table else ()) + (f"paper Table A1: {label}",) + (("transfer: Image Captioning (BLEU-4)",) if key == "bleu_4" else ()),
                    headline=key in ("bleu_4", "cider"), stat=CAPTION_STATS.get(key))
         for key, label, table in CAPTION_METRICS
     )

@@ -23,10 +23,10 @@ class Cifar100Classification(Task):
     datasets = ("cifar100",)
     metrics = (
         MetricSpec("top1_err", False, description="top-1 error on the 10,000 CIFAR-100 test images, the card's preprocessing (CIFAR cards: none but normalisation)",
-                   tables=("paper Table 5: Top-1 Err",), headline=True, stat=Stat("proportion", "top1_wrong")),
-        MetricSpec("top5_err", False, description="top-5 error, as top1_err", tables=("paper Table 5: Top-5 Err",), stat=Stat("proportion", "top5_wrong")),
-        MetricSpec("ece", False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins", stat=Stat("ece", "confidence,top1_wrong")),
-        MetricSpec("nll", False, unit="nats", description="mean negative log-likelihood of the true class", stat=Stat("mean", "nll", scale=1.0)),
+                   tables=("paper Table 5: CIFAR-100 Top-1 Err",), headline=True, stat=Stat("proportion", "top1_wrong")),
+        MetricSpec("top5_err", False, description="top-5 error, as top1_err", tables=("paper Table 5: CIFAR-100 Top-5 Err",), stat=Stat("proportion", "top5_wrong")),
+        MetricSpec("ece", False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins", tables=("calibration: CIFAR-100 ECE",), stat=Stat("ece", "confidence,top1_wrong")),
+        MetricSpec("nll", False, unit="nats", description="mean negative log-likelihood of the true class", tables=("calibration: CIFAR-100 NLL",), stat=Stat("mean", "nll", scale=1.0)),
     )
     reported_key = "cifar100_cls"
     seeded = False

@@ -79,11 +79,11 @@ class ImageNetClassification(Task):
     datasets = ("imagenet",)
     metrics = (
         MetricSpec("top1_err", higher_is_better=False, description="top-1 error on the val split, the card's resize + center crop, one crop",
-                   tables=("paper Table 3: Top-1 Err", "paper Table 4: Top-1 Err"), headline=True, stat=Stat("proportion", "top1_wrong")),
-        MetricSpec("top5_err", higher_is_better=False, description="top-5 error, as top1_err", tables=("paper Table 3: Top-5 Err", "paper Table 4: Top-5 Err"), stat=Stat("proportion", "top5_wrong")),
+                   tables=("paper Tables 3-4: ImageNet Top-1 Err", "transfer: ImageNet Cls (Top-1 Err)"), headline=True, stat=Stat("proportion", "top1_wrong")),
+        MetricSpec("top5_err", higher_is_better=False, description="top-5 error, as top1_err", tables=("paper Tables 3-4: ImageNet Top-5 Err",), stat=Stat("proportion", "top5_wrong")),
         MetricSpec("ece", higher_is_better=False, description="expected calibration error of the top-1 softmax confidence, 15 equal-width bins (Guo et al. 2017)",
-                   headline=True, stat=Stat("ece", "confidence,top1_wrong")),
-        MetricSpec("nll", higher_is_better=False, unit="nats", description="mean negative log-likelihood of the true class", stat=Stat("mean", "nll", scale=1.0)),
+                   tables=("calibration: ImageNet ECE",), headline=True, stat=Stat("ece", "confidence,top1_wrong")),
+        MetricSpec("nll", higher_is_better=False, unit="nats", description="mean negative log-likelihood of the true class", tables=("calibration: ImageNet NLL",), stat=Stat("mean", "nll", scale=1.0)),
     )
     reported_key = "imagenet_cls"
     seeded = False  # no training, no randomness: every seed scores the same

@@ -366,7 +366,7 @@ def detection_specs(prefix: str, detector: str, kind: str) -> tuple[MetricSpec, 
     rows = (("detector", kind),)
     return (
         MetricSpec(prefix + "map_voc07", True, description="VOC2007 11-point mAP at IoU 0.5, difficult objects ignored (the devkit's)",
-                   tables=(f"paper Table 10: {detector} mAP",), headline=True, stat=Stat("voc_map", "flags,gt", rows)),
+                   tables=(f"paper Table 10: {detector} mAP", f"transfer: Detection {detector} (mAP)"), headline=True, stat=Stat("voc_map", "flags,gt", rows)),
         MetricSpec(prefix + "map_area", True, description="mAP as the area under the interpolated PR curve at IoU 0.5 (VOC2010+)", stat=Stat("voc_map_area", "flags,gt", rows)),
         MetricSpec(prefix + "coco_ap", True, description="pycocotools AP@[.5:.95], difficult objects as crowd regions"),
         MetricSpec(prefix + "coco_ap50", True, description="pycocotools AP at IoU 0.5"),

@@ -17,7 +17,7 @@ Any change to either protocol bumps `version`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,21 @@ def eval_transform(resize: int, crop: int | None) -> Any:
     return v2.Compose(steps + [v2.PILToTensor()])
 
 
+def localization_specs(dataset: str) -> tuple[MetricSpec, ...]:
+    """The metrics of a WSOL task; `dataset` names its columns in the report tables."""
+    return tuple(replace(spec, tables=tuple(t.replace("{dataset}", dataset) for t in spec.tables)) for spec in (
+        MetricSpec("top1_loc", True, description="paper: class right and IoU > 0.5, CAM of the predicted class, threshold 0.15 x max, largest component",
+                   tables=("paper Table 9: {dataset} Top-1 Loc", "transfer: {dataset} Loc (Top-1 Loc)"), headline=True, stat=Stat("proportion", "top1_loc", (("split", "paper"),))),
+        MetricSpec("gt_known_loc", True, description="paper protocol: IoU > 0.5, CAM of the true class (not in the paper's tables: Table 9 gives Top-1 Loc only)",
+                   tables=("paper Table 9: {dataset} GT-known Loc",), stat=Stat("proportion", "gt_known_loc", (("split", "paper"),))),
+        MetricSpec("top1_err", False, description="classification error of the fine-tuned classifier (paper protocol's crop)", stat=Stat("proportion", "top1_wrong", (("split", "paper"),))),
+        MetricSpec("maxboxacc", True, description="wsolevaluation MaxBoxAcc: largest contour, IoU >= 0.5, best threshold", stat=Stat("maxboxacc", "hits_v1", (("split", "wsoleval"),))),
+        MetricSpec("maxboxacc_v2", True, description="wsolevaluation MaxBoxAccV2: mean of maxboxacc@{iou} (all contours, each IoU with its best threshold)",
+                   tables=("paper Table 9: {dataset} MaxBoxAccV2",), headline=True, aggregate=("mean", "maxboxacc@{iou}"), stat=Stat("maxboxacc", "hits@{iou}", (("split", "wsoleval"),))),
+        MetricSpec("maxboxacc@{iou}", True, description="wsolevaluation: all contours, IoU >= iou %, best threshold", stat=Stat("maxboxacc", "hits@{iou}", (("split", "wsoleval"),))),
+    ))
+
+
 class Localization(Task):
     """Shared by cub_loc and imagenet_loc; subclasses name the dataset and the paper's schedule."""
 
@@ -129,16 +144,7 @@ class Localization(Task):
     version = "2"
     datasets: tuple[str, ...] = ()
     replaces_head = True
-    metrics = (
-        MetricSpec("top1_loc", True, description="paper: class right and IoU > 0.5, CAM of the predicted class, threshold 0.15 x max, largest component",
-                   tables=("paper Table 9: Top-1 Loc",), headline=True, stat=Stat("proportion", "top1_loc", (("split", "paper"),))),
-        MetricSpec("gt_known_loc", True, description="paper protocol: IoU > 0.5, CAM of the true class (not in the paper's tables: Table 9 gives Top-1 Loc only)", stat=Stat("proportion", "gt_known_loc", (("split", "paper"),))),
-        MetricSpec("top1_err", False, description="classification error of the fine-tuned classifier (paper protocol's crop)", stat=Stat("proportion", "top1_wrong", (("split", "paper"),))),
-        MetricSpec("maxboxacc", True, description="wsolevaluation MaxBoxAcc: largest contour, IoU >= 0.5, best threshold", stat=Stat("maxboxacc", "hits_v1", (("split", "wsoleval"),))),
-        MetricSpec("maxboxacc_v2", True, description="wsolevaluation MaxBoxAccV2: mean of maxboxacc@{iou} (all contours, each IoU with its best threshold)",
-                   headline=True, aggregate=("mean", "maxboxacc@{iou}"), stat=Stat("maxboxacc", "hits@{iou}", (("split", "wsoleval"),))),
-        MetricSpec("maxboxacc@{iou}", True, description="wsolevaluation: all contours, IoU >= iou %, best threshold", stat=Stat("maxboxacc", "hits@{iou}", (("split", "wsoleval"),))),
-    )
+    metrics = localization_specs("WSOL")
     schedule: dict[str, Any] = {}
     split_name = "test"
     splits: tuple[str, ...] = ("test",)
@@ -348,6 +354,7 @@ class CubLocalization(Localization):
     name = "cub_loc"
     description = "CUB-200-2011 WSOL: top-1 / GT-known Loc (paper) and MaxBoxAcc / MaxBoxAccV2 (wsolevaluation)"
     datasets = ("cub",)
+    metrics = localization_specs("CUB200")
     reported_key = "cub_loc"
     splits = ("test", "train")
     # paper App. B: 600 epochs, batch 32, lr 0.01 head / 0.001 rest, x0.1 every 150 epochs
@@ -367,6 +374,7 @@ class ImageNetLocalization(Localization):
     name = "imagenet_loc"
     description = "ImageNet WSOL: top-1 / GT-known Loc (paper) and MaxBoxAcc / MaxBoxAccV2 (wsolevaluation) on ILSVRC val boxes"
     datasets = ("imagenet",)
+    metrics = localization_specs("ImageNet")
     reported_key = "imagenet_loc"
     split_name = "val"
     splits = ("val",)

@@ -69,7 +69,7 @@ class ImageNetShift(Task):
         MetricSpec("{set}_clean200_top5_err", False, description="ImageNet-200 top-5 error, as {set}_clean200_top1_err", detail=True, stat=Stat("proportion", "top5_wrong", (("split", "{set}_clean200"),))),
         MetricSpec("{set}_clean200_ece", False, description="ImageNet-200 ECE, 15 equal-width bins", detail=True, stat=Stat("ece", "confidence,top1_wrong", (("split", "{set}_clean200"),))),
         MetricSpec("{set}_clean200_nll", False, unit="nats", description="ImageNet-200 NLL", detail=True, stat=Stat("mean", "nll", (("split", "{set}_clean200"),), scale=1.0)),
-        MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: top-1 error",), headline=True, stat=Stat("proportion", "top1_wrong", (("split", "{set}"),))),
+        MetricSpec("{set}_top1_err", False, description="top-1 error on the set (ImageNet-R/A: argmax over their 200 classes)", tables=("distribution shift: {set} top-1 error",), headline=True, stat=Stat("proportion", "top1_wrong", (("split", "{set}"),))),
         MetricSpec("{set}_delta", False, description="the set's top-1 error minus the clean top-1 error in the same classes, points: "
                    "ImageNet-R/A against ImageNet-200 ({set}_clean200_top1_err), ImageNetV2 and Sketch against the 1000-class val error"),
         MetricSpec("{set}_delta_1k", False, description="ImageNet-R/A: the set's top-1 error minus the 1000-class val top-1 error, points"),

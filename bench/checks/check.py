@@ -120,7 +120,8 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
         sets = sorted({r["set"] for r in new_rows if r.get("in_distribution") == 0})
         outs = [scores(stat)] if one else [scores(Stat("mean", stat.field, (("set", s),))) for s in sets]
         strata = [len(in_a)] + [len(o[0]) for o in outs]
-        data_a, data_b = (in_a, [o[0] for o in outs]), (in_b, [o[1] for o in outs])
+        data_a = (in_a, [o[0] for o in outs])
+        data_b = data_a if new_rows is ref_rows else (in_b, [o[1] for o in outs])  # one side's own interval: its replicates computed once
         units = "the in-distribution set and each OOD set apart"
         if key is None:
             return paired.compare_bootstrap(paired.STATISTICS[kind], data_a, data_b, sum(strata), scale, b, seed, kind, alpha=alpha, strata=strata, units=units)
@@ -129,9 +130,10 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
         return groups.done[key][kind]
     _, a, r, _ = pairing.joined(task, metric, spec.name, stat, new_rows, ref_rows, who_new, who_ref)
     data_a, n = pairing.as_data(kind, a)
-    data_b, _ = pairing.as_data(kind, r)
+    data_b = data_a if new_rows is ref_rows else pairing.as_data(kind, r)[0]
     if kind == "relative_mce":  # each source image's clean error, from the clean split scored in the same run
-        data_a, data_b = data_a + (_clean_of(a, new_rows, who_new),), data_b + (_clean_of(r, ref_rows, who_ref),)
+        data_a = data_a + (_clean_of(a, new_rows, who_new),)
+        data_b = data_a if new_rows is ref_rows else data_b + (_clean_of(r, ref_rows, who_ref),)
     if kind == "proportion":
         return paired.compare_proportions(data_a, data_b, scale, b, seed, alpha)
     units = "source images (a cluster bootstrap: each carries all its corruption x severity cells)" if stat.cluster else "samples"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,16 @@ def register(sub: Any, command: Any) -> None:
     """Add this command's parser to `sub` (`command(sub, name, ...)` adds the common flags)."""
     p = command(
         sub, "report", help="tables (and figures) of stored results",
-        description="Cross-backbone tables of stored results; published numbers in [brackets]. Limited runs are left out unless --include-limited. "
+        description="Tables of stored results. Without --table: one table, a column per stored metric. With --table: the paper's tables "
+                    "(and bench's own) that the tasks declare, one row per backbone: the mean over seeds (± std, n), the published number "
+                    "in [brackets], the difference to the baseline in (parentheses), the column's best in bold, 95%% intervals over images "
+                    "(--ci; always in html, csv and json). Limited runs are left out (never in a --table table). "
                     "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
         epilog="examples:\n  bench report --backbones 'r50_*'\n"
+               "  bench report --list-tables\n"
+               "  bench report --table transfer --backbones 'r50_*' --format latex --output reports/transfer.tex\n"
+               "  bench report --table table_9 --baseline r50_baseline --ci\n"
+               "  bench report --format html --output reports/index.html   (every table with data, figures, provenance)\n"
                "  bench report --figure cam --backbones 'r50_*' --tasks cub_loc --data-root /data --output reports/cam_cub.png\n"
                "  bench report --figure robustness --backbones 'r50_*' --output reports/robustness.png\n"
                "  bench report --figure ood --backbones 'pyramidnet200_*' --tasks cifar100_ood --output reports/ood.png",
@@ -26,8 +34,12 @@ def register(sub: Any, command: Any) -> None:
     p.add_argument("--backbones", default="*", help="wildcard or comma list of backbone names")
     p.add_argument("--tasks", default="*", help="wildcard or comma list of task names")
     p.add_argument("--include-limited", action="store_true")
-    p.add_argument("--format", choices=["md"], default="md")
-    p.add_argument("--output", help="also write the table to this file; with --figure, the PNG (default reports/figures/cam_<task>.png, robustness.png or ood.png)")
+    p.add_argument("--table", help="a table name, a comma list, or 'all' (every table with data; the default for --format html); see --list-tables")
+    p.add_argument("--list-tables", action="store_true", help="which tables exist, which tasks fill them, which have data in this store")
+    p.add_argument("--baseline", help="the row every difference is to (default: per architecture, the card named *_baseline, when present)")
+    p.add_argument("--format", default="md", help="md, latex, csv, json or html (one self-contained page; default --table all)")
+    p.add_argument("--ci", action="store_true", help="95%% intervals over images in md and latex too")
+    p.add_argument("--output", help="also write the table to this file (atomically); with --figure, the PNG (default reports/figures/cam_<task>.png, robustness.png or ood.png)")
     g = p.add_argument_group("figures")
     g.add_argument("--figure", choices=["cam", "robustness", "ood"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes; "
                    "robustness: occlusion and in-between curves, error per corruption, reliability diagrams, from the stored records; "
@@ -42,17 +54,46 @@ def register(sub: Any, command: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.paths import results_dir
     from bench.registry import matches
+    from bench.report import build
     from bench.store import ResultsStore
-    from bench.tables import report_table
 
-    store = ResultsStore.open(results_dir(args.results), write=False)
+    fmt = build.check_format(args.format)
+    results = results_dir(args.results)
+    store = ResultsStore.open(results, write=False)
     records = [
         r for r in store.records(include_limited=args.include_limited)
         if matches(r["backbone"]["name"], args.backbones) and matches(r["task"]["name"], args.tasks)
     ]
     store.close()
+    if args.list_tables:
+        print(build.list_tables(records))
+        return 0
     if not records:
         raise BenchError(f"no stored results match backbones '{args.backbones}' and tasks '{args.tasks}' in {store.path}", "run 'bench run' first (limited runs need --include-limited)")
+    if args.figure:
+        return _figure(args, records)
+    table = args.table or ("all" if fmt == "html" else None)
+    if table is None:
+        if fmt != "md":
+            raise BenchError(f"--format {fmt} needs --table (a name, a comma list or all)", "see bench report --list-tables")
+        from bench.tables import report_table
+
+        text = report_table(records) + "\n"
+        problems: list[str] = []
+    else:
+        tables = build.select(records, table, args.baseline)
+        text, problems = build.render(tables, fmt, args.ci, records, results)
+    if args.output:
+        path = build.write(text, Path(args.output))
+        print(f"wrote {path}" + (f" ({len(tables)} tables)" if table else ""))
+    else:
+        print(text, end="")
+    for line in problems:
+        print(f"note: {line}", file=sys.stderr)
+    return 0
+
+
+def _figure(args: argparse.Namespace, records: list[Any]) -> int:
     if args.figure == "cam":
         from bench.figures import cam_figure
         from bench.paths import parse_overrides
@@ -69,16 +110,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = robustness_figure(records, Path(args.output or "reports/figures/robustness.png"))
         print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbone(s))")
         return 0
-    if args.figure == "ood":
-        from bench.figures import ood_figure
+    from bench.figures import ood_figure
 
-        path = ood_figure(records, Path(args.output or "reports/figures/ood.png"), args.score)
-        print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbone(s))")
-        return 0
-    table = report_table(records)
-    print(table)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(table + "\n")
+    path = ood_figure(records, Path(args.output or "reports/figures/ood.png"), args.score)
+    print(f"wrote {path} ({len({r['backbone']['name'] for r in records})} backbone(s))")
     return 0
-

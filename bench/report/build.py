@@ -1,0 +1,174 @@
+"""`bench report --table`: the tables asked for, from the store's records, in one format; the
+HTML page adds the figures and per-image drill-downs the stored data allows."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench.errors import BenchError
+from bench.registry import unknown_name
+from bench.report import model
+
+FORMATS = ("md", "latex", "csv", "json", "html")
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise unknown_name("format", fmt, FORMATS, f"one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def list_tables(records: Sequence[dict[str, Any]]) -> str:
+    """Every table a task declares, which tasks fill it, and whether the store has data for it."""
+    from bench.tables import markdown
+
+    have = model.available(records)
+    rows = []
+    for name, t in model.declared().items():
+        filled = have.get(name, {}).get("tasks", [])
+        rows.append([name, t["title"], ", ".join(t["tasks"]), ", ".join(filled) if filled else "no data"])
+    for name, t in have.items():  # tables only stored records declare (a task outside the catalog)
+        if name not in model.declared():
+            rows.append([name, t["title"], ", ".join(t["tasks"]), ", ".join(t["tasks"])])
+    return markdown(["--table", "title", "filled by", "with data in this store"], rows) + "\n\n`--table all`: every table with data."
+
+
+def select(records: Sequence[dict[str, Any]], names: str, baseline: str | None) -> list[model.Table]:
+    """The tables named (a comma list, or 'all': every table with data), built; a clear error for
+    an unknown table, a table without data and a baseline outside the selection."""
+    have = model.available([r for r in records if not r["limited"]])
+    known = {**model.declared(), **have}
+    wanted = list(have) if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        raise BenchError("no table has data in this store", "run a task first (bench list tables shows which tasks fill which table)")
+    tables = []
+    for name in wanted:
+        if name not in known:
+            raise unknown_name("table", name, list(known) + ["all"], "see bench report --list-tables")
+        if name not in have:
+            tasks = known[name]["tasks"]
+            raise BenchError(f"table '{name}' ({known[name]['title']}) has no complete results in this selection; it is filled by {', '.join(tasks)}",
+                             f"run them first: bench run --backbone BACKBONES --task {','.join(tasks)}")
+        tables.append(model.build(records, name, baseline))
+    if baseline is not None and not any(baseline == row.label for t in tables for row in t.rows):
+        shown = sorted({row.label for t in tables for row in t.rows})
+        raise unknown_name("baseline", baseline, shown, f"the baseline must be a row of the table: {', '.join(shown)}")
+    return tables
+
+
+def figures(records: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The robustness and OOD figures, when the records hold their data, as inline PNGs."""
+    from bench.report.html import png_data_uri
+
+    out = []
+    names = {r["task"]["name"] for r in records}
+    with tempfile.TemporaryDirectory() as tmp:
+        if names & {"imagenet_occlusion", "imagenet_inbetween", "imagenet_c", "imagenet_cls"}:
+            from bench.figures import robustness_figure
+
+            try:
+                path = robustness_figure(list(records), Path(tmp) / "robustness.png")
+                out.append({"src": png_data_uri(path), "caption": "Robustness: occlusion and in-between curves (paper Figure 5), "
+                            "top-1 error per ImageNet-C corruption, reliability diagrams (15 equal-width bins), from the stored records."})
+            except BenchError:
+                pass  # no panel the records allow
+        ood = [r for r in records if any(m.startswith("msp_auroc@") for m in r["metrics"])]
+        if ood:
+            from bench.figures import ood_figure
+
+            try:
+                path = ood_figure(ood, Path(tmp) / "ood.png", "msp")
+                out.append({"src": png_data_uri(path), "caption": "OOD detection with the maximum softmax probability: histograms of in- vs "
+                            "out-of-distribution scores per backbone and set, and ROC curves (AUROC in the legend), from the stored scores."})
+            except BenchError:
+                pass
+    return out
+
+
+def drilldowns(tables: list[model.Table], results: Path, limit: int = 20) -> list[dict[str, Any]]:
+    """For each table's baseline pairs and its first per-image 0/1 column: the images one gets right
+    and the other wrong (bench compare), the first `limit` of each."""
+    from bench.checks.compare import drill
+    from bench.stats.proportion import exact_mcnemar
+
+    out, done = [], set()
+    for t in tables:
+        for row in t.rows:
+            if not row.baseline or row.baseline == row.label:
+                continue
+            for c in t.columns:
+                cell = row.cells.get(c.label)
+                if cell is None or (row.label, row.baseline, cell.task) in done:
+                    continue
+                meta = next((r["metric_meta"].get(cell.metric) for r in t.records if r["run_id"] in cell.run_ids), None) or {}
+                if (meta.get("stat") or {}).get("kind") != "proportion":
+                    continue
+                done.add((row.label, row.baseline, cell.task))
+                try:
+                    d = drill(t.records, results, row.backbone, next(o.backbone for o in t.rows if o.label == row.baseline), cell.task, cell.metric, None)
+                except BenchError:
+                    continue
+                items = [("right only for " + d.a, i) for i in d.only_a[:limit]] + [("right only for " + d.b, i) for i in d.only_b[:limit]]
+                keys = list(dict.fromkeys(k for _, i in items for k in i))
+                out.append({"title": f"{d.a} vs {d.b}: {d.task} {d.metric}",
+                            "summary": f"{d.n} paired images; {len(d.only_a)} right only for {d.a}, {len(d.only_b)} right only for {d.b} "
+                                       f"(exact McNemar p = {exact_mcnemar(len(d.only_a), len(d.only_b)):.3g}); the first {limit} of each",
+                            "headers": ["which"] + keys, "rows": [[w] + [i.get(k, "") for k in keys] for w, i in items]})
+    return out
+
+
+def render(tables: list[model.Table], fmt: str, ci: bool, records: Sequence[dict[str, Any]], results: Path) -> tuple[str, list[str]]:
+    """The report text and the lines to print below it (intervals that could not be computed)."""
+    problems: list[str] = []
+    if fmt in ("html", "csv", "json") or ci:
+        from bench.report.intervals import add_intervals
+
+        problems = add_intervals(tables, results)
+    if fmt == "md":
+        from bench.report.markdown import render as md
+
+        return md(tables, ci), problems
+    if fmt == "latex":
+        from bench.report.latex import render as tex
+
+        return tex(tables, ci), problems
+    if fmt == "csv":
+        from bench.report.tidy import to_csv
+
+        return to_csv(tables), problems
+    if fmt == "json":
+        from bench.report.tidy import to_json
+
+        return to_json(tables), problems
+    from bench.report.html import render as page
+
+    notes = [f"Intervals: {INTERVALS}"] + problems
+    return page(tables, figures(records), drilldowns(tables, results), notes, "bench report"), problems
+
+
+INTERVALS = ("95% over images, by each metric's declared procedure (bench check's): Wilson for per-image proportions, DeLong for one "
+             "set's AUROC, otherwise a percentile bootstrap (10,000 resamples, 2,000 for mAP, MaxBoxAcc, mCE and the OOD metrics; seed 0); "
+             "one-seed cells only.")
+
+
+def write(text: str, output: Path) -> Path:
+    """Write atomically: a temporary file in the same folder, then a rename; one clear error when the path cannot be written."""
+    tmp = None
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; a report is not
+        os.replace(tmp, output)
+    except OSError as e:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise BenchError(f"cannot write the report to {output}: {e.strerror or e}", "pass an --output path in a folder you can write") from None
+    return output
+

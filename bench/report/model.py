@@ -1,0 +1,226 @@
+"""The table model: paper-style tables built from stored records and the tables their tasks
+declare (bench.report.catalog), the same for every output format.
+
+A table has one row per checkpoint and one column per declared label ("paper Table 9: CUB200
+Top-1 Loc" fills column "CUB200 Top-1 Loc" of table_9). Tasks that declare the same label fill the
+same column (voc_det's SSD mAP and voc_det_ssd's), newest record first. Each cell: the mean over
+the stored seeds of one configuration (bench.tables.chosen_runs), the sample standard deviation
+(ddof 1) and n when there are several, the card's published number, the difference to the
+baseline row, whether it is the column's best, its 95% interval over images when asked for
+(bench.report.intervals) and the run ids behind it. Limited runs never fill a table.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from bench.report import catalog
+from bench.tables import backbone_labels, chosen_runs, row_key, WSOL_RECIPE_NOTE
+
+
+@dataclass
+class Cell:
+    value: float | None = None
+    std: float | None = None  # over seeds, ddof 1; None with one seed
+    n_seeds: int = 0
+    published: float | None = None
+    diff: float | None = None  # value - the baseline row's value in this column
+    best: bool = False
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_images: int | None = None
+    task: str = ""
+    metric: str = ""
+    run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Column:
+    label: str
+    higher_is_better: bool
+    unit: str
+    description: str
+    tasks: list[str] = field(default_factory=list)
+    position: tuple = ()
+
+
+@dataclass
+class Row:
+    label: str
+    backbone: str
+    sha256: str
+    arch: str
+    baseline: str | None  # the row label its differences are to
+    baseline_card: bool = False  # a card named *_baseline (the default baseline of its architecture)
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[Row]
+    caption: str
+    footnotes: list[str]
+    tasks: list[str]
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def cell(self, row: Row, column: Column) -> Cell:
+        return row.cells.get(column.label) or Cell()
+
+
+def _order(title: str) -> tuple:
+    """transfer first, then the paper's tables (appendix last) and figures by number, then bench's own tables."""
+    found = re.match(r"paper (Tables?|Figure) (A?)(\d+)", title)
+    if title == "transfer":
+        return (0, "", 0, title)
+    if found:
+        return (1 if found.group(1).startswith("Table") else 2, found.group(2), int(found.group(3)), title)
+    return (3, "", 0, title)
+
+
+def _fill(label: str, spec_name: str, metric: str) -> str:
+    """A family member's label: its placeholders filled from the metric's name, appended when the label has none."""
+    from bench.task import name_fields
+
+    values = name_fields(spec_name, metric) or {}
+    if not values:
+        return label
+    if re.search(r"\{[a-z_]+\}", label):
+        return label.format(**values)
+    return f"{label} {' '.join(values.values())}"
+
+
+def placements(record: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(table title, column label, metric) for every metric of a record that fills a table."""
+    out = []
+    for metric in record["metrics"]:
+        meta = record["metric_meta"].get(metric) or {}
+        spec_name = meta.get("name", metric)
+        for tag in catalog.tags(record["task"]["name"], spec_name, meta.get("tables") or []):
+            title, label = catalog.split_tag(tag)
+            out.append((title, _fill(label, spec_name, metric), metric))
+    return out
+
+
+def available(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """name -> {title, tasks} of every table the records fill, in report order."""
+    found: dict[str, dict[str, Any]] = {}
+    for r in records:
+        for title, _, _ in placements(r):
+            entry = found.setdefault(catalog.slug(title), {"title": title, "tasks": []})
+            if r["task"]["name"] not in entry["tasks"]:
+                entry["tasks"].append(r["task"]["name"])
+    return dict(sorted(found.items(), key=lambda kv: _order(kv[1]["title"])))
+
+
+def declared() -> dict[str, dict[str, Any]]:
+    """name -> {title, tasks} of every table a registered task declares (from the catalog)."""
+    found: dict[str, dict[str, Any]] = {}
+    for task, entry in catalog.load().items():
+        for tags in entry["metrics"].values():
+            for tag in tags:
+                title, _ = catalog.split_tag(tag)
+                t = found.setdefault(catalog.slug(title), {"title": title, "tasks": []})
+                if task not in t["tasks"]:
+                    t["tasks"].append(task)
+    return dict(sorted(found.items(), key=lambda kv: _order(kv[1]["title"])))
+
+
+def _is_baseline_card(r: dict[str, Any]) -> bool:
+    card = r["backbone"].get("card") or {}
+    return not card.get("bare_file") and r["backbone"]["name"].endswith("_baseline")
+
+
+def build(records: Sequence[dict[str, Any]], name: str, baseline: str | None = None) -> Table:
+    """One table from complete records (limited ones are dropped here too). `baseline`: the row
+    label every difference is to; by default, per architecture, the card named *_baseline."""
+    records = [r for r in records if not r["limited"]]
+    labels = backbone_labels(records)
+    kept, notes = chosen_runs(records, labels)
+    title = None
+    columns: dict[str, Column] = {}
+    found: dict[tuple[str, str], list[tuple[dict[str, Any], str]]] = defaultdict(list)  # (row, column) -> (record, metric)
+    rows: dict[str, Row] = {}
+    tasks: list[str] = []
+    for r in sorted(kept, key=lambda r: r["created_at"], reverse=True):
+        for t, label, metric in placements(r):
+            if catalog.slug(t) != name:
+                continue
+            title = t
+            meta = r["metric_meta"].get(metric) or {}
+            col = columns.setdefault(label, Column(label, bool(meta.get("higher_is_better", True)), meta.get("unit", "%"), meta.get("description", ""),
+                                                   position=catalog.position(r["task"]["name"], meta.get("name", metric), metric)))
+            task = r["task"]["name"]
+            if task not in col.tasks:
+                col.tasks.append(task)
+            if task not in tasks:
+                tasks.append(task)
+            key = row_key(r)
+            rows.setdefault(key, Row(labels[key], r["backbone"]["name"], r["backbone"]["sha256"], r["backbone"].get("arch", ""), None, _is_baseline_card(r)))
+            found[key, label].append((r, metric))
+    if title is None:
+        raise KeyError(name)
+    for (key, label), hits in found.items():
+        task = hits[0][0]["task"]["name"]  # the newest record's task, when several tasks fill the column
+        same = [(r, m) for r, m in hits if r["task"]["name"] == task and r["task"]["config_hash"] == hits[0][0]["task"]["config_hash"]]
+        values = [r["metrics"][m] for r, m in same]
+        first, metric = same[0]
+        rows[key].cells[label] = Cell(
+            value=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else None, n_seeds=len(values),
+            published=(first.get("reported") or {}).get(metric), task=task, metric=metric,
+            n_images=(first.get("n_samples") or {}).get("evaluated"), run_ids=[r["run_id"] for r, _ in same])
+    ordered = sorted(rows.values(), key=lambda row: row.label)
+    by_label = {row.label: row for row in ordered}
+    for row in ordered:
+        if baseline is not None:
+            row.baseline = baseline if baseline in by_label else None
+        else:
+            row.baseline = next((o.label for o in ordered if o.arch == row.arch and o.baseline_card), None)
+        base = by_label.get(row.baseline) if row.baseline else None
+        if base is None or base is row:
+            continue
+        for label, cell in row.cells.items():
+            other = base.cells.get(label)
+            if cell.value is not None and other is not None and other.value is not None:
+                cell.diff = cell.value - other.value
+    for col in columns.values():
+        values = [row.cells[col.label].value for row in ordered if col.label in row.cells]
+        if len(values) > 1:
+            best = max(values) if col.higher_is_better else min(values)
+            for row in ordered:
+                if col.label in row.cells and row.cells[col.label].value == best:
+                    row.cells[col.label].best = True
+    table_records = [r for hits in found.values() for r, _ in hits]
+    tasks.sort(key=lambda t: catalog.position(t, "", ""))
+    return Table(name, title, sorted(columns.values(), key=lambda c: c.position), ordered, _caption(title, tasks, table_records),
+                 _footnotes(table_records, notes, tasks), tasks, table_records)
+
+
+def _caption(title: str, tasks: list[str], records: list[dict[str, Any]]) -> str:
+    about = []
+    for task in tasks:
+        desc = (catalog.load().get(task) or {}).get("description", task)
+        rs = [r for r in records if r["task"]["name"] == task]
+        summary = "; ".join(sorted({v for r in rs for v in ((r.get("data") or {}).get("summary") or {}).values()}))
+        about.append(f"{task}: {desc}" + (f" ({summary})" if summary else ""))
+    return " ".join(f"{a}." for a in about)
+
+
+LEGEND = ("Each value is the mean over the stored seeds of one configuration; with several seeds, ± is the sample standard "
+          "deviation (ddof 1) over n seeds. [x]: the number published for that checkpoint (its card's source). (+x): the difference "
+          "to the row's baseline. Bold: the best value of the column by the metric's direction. '-': no result.")
+
+
+def _footnotes(records: list[dict[str, Any]], notes: list[str], tasks: list[str]) -> list[str]:
+    out = [LEGEND]
+    paper_recipe = sorted({r["task"]["name"] for r in records if "maxboxacc_v2" in r["metrics"]
+                           and r["task"].get("config", {}).get("finetune_recipe", "paper") == "paper"})
+    if paper_recipe:
+        out.append(WSOL_RECIPE_NOTE.format(tasks=" and ".join(paper_recipe)))
+    return out + [n for n in notes if any(f" x {t}:" in n for t in tasks)]

@@ -17,21 +17,34 @@ from bench.mini.build import MiniSpec, ensure_data, ensure_zoo, require_writable
 from bench.mini.recipes import RECIPES
 from bench.paths import cache_dir, shown
 from bench.progress import duration
-from bench.tables import build_table
 
 # Planned seconds per phase of a cold demo on a 2-core CPU, printed beside what each took. The
 # whole demo must stay within 600 s; robustness (imagenet_fgsm, imagenet_c; ECE comes with
 # imagenet_cls) has at most 40 s, OOD detection (imagenet_ood) 20. Faster R-CNN (voc_det_frcnn) is too slow for the budget on a CPU and has
 # a mini variant for `bench run --mini` only.
 BUDGET = {"data": 15, "training": 200, "imagenet_cls": 10, "cub_loc": 65, "imagenet_loc": 65, "voc_det_ssd": 150, "coco_cap": 60, "imagenet_fgsm": 10, "imagenet_c": 25,
-          "imagenet_ood": 20}
+          "imagenet_ood": 20, "report": 30}
 TOTAL_BUDGET = 600
 
 
 def comparison_table(records: list[dict[str, Any]]) -> str:
     """One row per recipe, one column per task's headline metric (declared in its MetricSpecs and
-    kept in the records), signed difference to the baseline: the shared table builder."""
-    return build_table(records, headline_only=True, baseline="mini_baseline", paper=False, counts=False, notes=False)
+    kept in the records), signed difference to the baseline: bench report's table model."""
+    from bench.report.markdown import grid
+    from bench.report.model import HEADLINE, build
+
+    return grid(build(records, HEADLINE, baseline="mini_baseline"))
+
+
+def html_report(records: list[dict[str, Any]], results: Path, data: Path, output: Path) -> Path:
+    """reports/demo/index.html: bench report's HTML page of the mini benchmark (every table, the
+    CAM grids, the robustness and OOD figures, per-image drill-downs, provenance)."""
+    from bench.report import build
+    from bench.task import DataLocator
+
+    tables = build.select(records, "all", "mini_baseline")
+    text, _ = build.render(tables, "html", False, records, results, DataLocator(str(data)))
+    return build.write(text, output / "index.html")
 
 
 class Stages:
@@ -71,8 +84,10 @@ def next_steps(workdir: Path, data_root: Path, output: Path) -> str:
     return "\n".join([
         f"results: {results}   (the results store: bench list results --results {results})",
         f"data:    {data}   (the mini data sets, in the real layouts)",
+        f"report:  {shown(output / 'index.html')}   (every table, figures and provenance; open it in a browser)",
         "next:",
         f"  bench report --results {results} --backbones 'mini_*'",
+        f"  bench report --results {results} --table transfer --format latex",
         f"  bench report --results {results} --figure robustness --backbones 'mini_*' --output {output}/robustness.png",
         f"  bench report --results {results} --figure ood --backbones 'mini_*' --tasks imagenet_ood --output {output}/ood.png",
         f"  bench report --results {results} --figure cam --backbones 'mini_*' --tasks cub_loc --data-root {data} --output {output}/cam_cub.png",
@@ -93,7 +108,7 @@ def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: Mi
     workdir = workdir or cache_dir() / "mini"
     require_writable(workdir, "demo folder")
     entries = [e for e in TASKS.entries() if e.mini is not None and e.demo]
-    stages = Stages({"data": BUDGET["data"], "training": BUDGET["training"], **{e.name: BUDGET.get(e.name, 30) for e in entries}}, log)
+    stages = Stages({"data": BUDGET["data"], "training": BUDGET["training"], **{e.name: BUDGET.get(e.name, 30) for e in entries}, "report": BUDGET["report"]}, log)
     stages.start("data", f"mini data sets ({spec.train} train, {spec.val} val scenes, seed {spec.seed})")
     fresh = not (workdir / "data" / spec.data_key() / ".complete").is_file()
     data_root = ensure_data(workdir, spec)
@@ -129,6 +144,9 @@ def run_demo(workdir: Path | None, output: Path, progress: bool = True, spec: Mi
         "## Every metric of every cell\n\n'new': computed by the demo run that wrote this file; 'cached': taken from the results store.\n\n"
         + run_table(outcomes) + "\n\n## Where things are\n\n```\n" + next_steps(workdir, current, output) + "\n```\n"
     )
+    stages.start("report", "the HTML report: every table, CAM grids, figures")
+    page = html_report(records, workdir / "results", current, output)
+    stages.end("report", str(page))
     failed = [o for o in outcomes if o.error]
     print(table + "\n\n(difference to mini_baseline in parentheses; every metric of every cell: " + f"{output / 'README.md'})")
     for o in failed:

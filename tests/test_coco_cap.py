@@ -54,7 +54,7 @@ def test_coco_cap_scores_its_own_captions_as_coco_caption_does(run_bench, tmp_pa
         assert value == pytest.approx(expected[name], abs=1e-9), name
     assert_informative({k: v for k, v in record["metrics"].items() if k.startswith("bleu")})
     assert record["details"]["tokenizer"] == info["tokenizer"] and record["details"]["decoder"]["optimizer"] == "adam"
-    assert record["metric_meta"]["bleu_4"]["tables"] == ["paper Table 10: NIC BLEU-4"]
+    assert record["metric_meta"]["bleu_4"]["tables"] == ["paper Table 10: NIC BLEU-4", "paper Table A1: BLEU-4", "transfer: Image Captioning (BLEU-4)"]
     # --limit captions N evenly spaced val images; the decoder stage is reused
     code, out, err = run_bench(*args(ckpt, coco_root, tmp_path / "r", "--limit", "6"))
     assert code == 0 and "6/24" in out, err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bench.demo as demo
 from bench.mini.build import MiniSpec
 from bench.store import ResultsStore
+from browser import CHROMIUM, DRIVER, console_errors, image_widths, open_page, screenshot_colours, shown_cells
 from conftest import assert_informative, assert_stats_reproduce
 
 SMALL = MiniSpec(seed=0, train=150, val=40, epochs=1)
@@ -27,7 +28,7 @@ def test_demo_small(tmp_path, capsys):
     assert f"bench report --results {work / 'results'} --backbones 'mini_*'" in first
     assert (work / "data" / "current" / ".complete").is_file() and (work / "data" / "current").resolve() == (work / "data" / SMALL.data_key())
     # stderr: a line as each stage starts and one as it ends, in order, with what is left
-    stages = ["data", "training", "imagenet_cls", "cub_loc", "imagenet_loc", "voc_det_ssd", "coco_cap", "imagenet_fgsm", "imagenet_c", "imagenet_ood"]
+    stages = ["data", "training", "imagenet_cls", "cub_loc", "imagenet_loc", "voc_det_ssd", "coco_cap", "imagenet_fgsm", "imagenet_c", "imagenet_ood", "report"]
     lines = [line for line in log.splitlines() if line.startswith("bench demo: [")]
     assert len(lines) == 2 * len(stages)
     for k, name in enumerate(stages):
@@ -52,6 +53,9 @@ def test_demo_small(tmp_path, capsys):
     assert len(records) == 32 and all(r["backbone"]["load_report"]["format"] == "cutmix" for r in records)
     assert all(r["details"]["origin"] == "mini" for r in records if r["task"]["name"] == "imagenet_c")  # the figure's label comes from it
     assert "(difference to mini_baseline in parentheses)" in table and "brackets" not in table
+    assert f"report:  {out / 'index.html'}" in first and (out / "index.html").is_file()
+    if CHROMIUM and DRIVER:  # .ci/run installs them; test_report.py's browser test says when they are missing
+        _check_html(out, tmp_path, records)
     # every cell is the stored value, and every bracket that value minus the baseline's, to the printed digit
     stored = {(r["backbone"]["name"], f"{r['task']['name']}/{m}"): v for r in records for m, v in r["metrics"].items()}
     columns = [c.strip().rsplit(" ", 1)[0] for c in header.strip("|").split("|")[1:]]
@@ -59,6 +63,7 @@ def test_demo_small(tmp_path, capsys):
     for row in rows:
         name, *cells = [c.strip() for c in row.strip("|").split("|")]
         for column, cell in zip(columns, cells):
+            cell = cell.replace("**", "")  # the column's best in bold
             value = stored[name, column]
             assert cell.split(" ")[0] == f"{value:.2f}", (name, column, cell)
             if name != "mini_baseline":
@@ -76,3 +81,28 @@ def test_demo_small(tmp_path, capsys):
     assert "(4 cells, cached)" in second.err and "data: done in" in second.err and "(cached)" in second.err
     assert warm_report.split("\n## Every metric")[0] == table
     assert second.out.split("\n\n")[0] == first.split("\n\n")[0]  # the same comparison table
+
+
+
+def _check_html(out, tmp_path, records):
+    """reports/demo/index.html in headless Chromium: no console error, every image decodes (the CAM
+    grids of cub_loc and imagenet_loc, robustness, OOD), a screenshot that is not blank, and the
+    numbers in the DOM are the store's."""
+    stored = {(r["backbone"]["name"], r["task"]["name"], m): v for r in records for m, v in r["metrics"].items()}
+    driver = open_page(out / "index.html")
+    try:
+        assert console_errors(driver) == []
+        widths = image_widths(driver)
+        assert len(widths) == 4 and all(w > 0 for w in widths), widths
+        assert screenshot_colours(driver, tmp_path / "shot.png") > 10
+        shown = shown_cells(driver)
+        assert len(shown) > 100
+        values = list(stored.values())
+        for s in shown:
+            assert any(abs(float(s["value"]) - v) < 1e-9 for v in values), s
+        transfer = [s for s in shown if s["table"] == "transfer" and s["column"] == "ImageNet Cls (Top-1 Err)"]
+        assert sorted(s["backbone"] for s in transfer) == sorted(f"mini_{r}" for r in ("baseline", "mixup", "cutout", "cutmix"))
+        for s in transfer:
+            assert float(s["value"]) == stored[s["backbone"], "imagenet_cls", "top1_err"] and s["text"] == f"{float(s['value']):.2f}"
+    finally:
+        driver.quit()

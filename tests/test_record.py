@@ -117,7 +117,7 @@ def test_a_family_member_gets_its_spec_and_arrow(run_bench, tmp_path):
     meta = record["metric_meta"]["maxboxacc@40"]
     assert meta["name"] == "maxboxacc@{iou}" and meta["higher_is_better"] is True and "IoU >= iou" in meta["description"]
     assert record["metrics"]["maxboxacc_v2"] == record["metrics"]["maxboxacc@40"]  # the mean over the one IoU asked for
-    assert record["metric_meta"]["top1_loc"]["tables"] == ["paper Table 9: Top-1 Loc"] and record["metric_meta"]["top1_loc"]["headline"]
+    assert record["metric_meta"]["top1_loc"]["tables"] == ["paper Table 9: CUB200 Top-1 Loc", "transfer: CUB200 Loc (Top-1 Loc)"] and record["metric_meta"]["top1_loc"]["headline"]
     code, out, _ = run_bench("report", "--results", tmp_path / "r")
     assert "cub_loc/maxboxacc@40 ↑" in out
 

@@ -82,7 +82,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         problems: list[str] = []
     else:
         tables = build.select(records, table, args.baseline)
-        text, problems = build.render(tables, fmt, args.ci, records, results)
+        data = None
+        if fmt == "html" and args.data_root:  # the CAM grids need the images
+            from bench.paths import parse_overrides
+            from bench.task import DataLocator
+
+            data = DataLocator(args.data_root, parse_overrides(args.data_path))
+        text, problems = build.render(tables, fmt, args.ci, records, results, data)
     if args.output:
         path = build.write(text, Path(args.output))
         print(f"wrote {path}" + (f" ({len(tables)} tables)" if table else ""))

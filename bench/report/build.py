@@ -59,13 +59,28 @@ def select(records: Sequence[dict[str, Any]], names: str, baseline: str | None) 
     return tables
 
 
-def figures(records: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-    """The robustness and OOD figures, when the records hold their data, as inline PNGs."""
+def figures(records: Sequence[dict[str, Any]], data: Any = None) -> list[dict[str, str]]:
+    """The figures the records allow, as inline PNGs: with `data` (a DataLocator), the CAM grid of
+    each WSOL task (CAM, predicted box green, ground truth red: the forward passes need the images);
+    the robustness and OOD figures from the records alone."""
     from bench.report.html import png_data_uri
 
     out = []
     names = {r["task"]["name"] for r in records}
     with tempfile.TemporaryDirectory() as tmp:
+        wsol = sorted({r["task"]["name"] for r in records if "top1_loc" in r["metrics"] and "maxboxacc_v2" in r["metrics"]})
+        for task in wsol if data is not None else []:
+            from bench.figures import cam_figure
+
+            mine = [r for r in records if r["task"]["name"] == task]
+            try:
+                path = cam_figure(mine, data, Path(tmp) / f"cam_{task}.png", 6)
+            except BenchError:
+                continue
+            split = mine[-1]["task"]["config"].get("split", "")
+            out.append({"src": png_data_uri(path), "caption": f"CAMs of each backbone's {task} classifier (fine-tuned as the paper's protocol) "
+                        f"on 6 images evenly spaced over the {split} split: predicted box (CAM at {mine[-1]['task']['config'].get('cam_threshold', 0.15)} "
+                        "x max, largest component) in green, ground truth in red."})
         if names & {"imagenet_occlusion", "imagenet_inbetween", "imagenet_c", "imagenet_cls"}:
             from bench.figures import robustness_figure
 
@@ -120,8 +135,9 @@ def drilldowns(tables: list[model.Table], results: Path, limit: int = 20) -> lis
     return out
 
 
-def render(tables: list[model.Table], fmt: str, ci: bool, records: Sequence[dict[str, Any]], results: Path) -> tuple[str, list[str]]:
-    """The report text and the lines to print below it (intervals that could not be computed)."""
+def render(tables: list[model.Table], fmt: str, ci: bool, records: Sequence[dict[str, Any]], results: Path, data: Any = None) -> tuple[str, list[str]]:
+    """The report text and the lines to print below it (intervals that could not be computed);
+    `data`: where the images are, for the HTML page's CAM grids."""
     problems: list[str] = []
     if fmt in ("html", "csv", "json") or ci:
         from bench.report.intervals import add_intervals
@@ -146,7 +162,7 @@ def render(tables: list[model.Table], fmt: str, ci: bool, records: Sequence[dict
     from bench.report.html import render as page
 
     notes = [f"Intervals: {INTERVALS}"] + problems
-    return page(tables, figures(records), drilldowns(tables, results), notes, "bench report"), problems
+    return page(tables, figures(records, data), drilldowns(tables, results), notes, "bench report"), problems
 
 
 INTERVALS = ("95% over images, by each metric's declared procedure (bench check's): Wilson for per-image proportions, DeLong for one "

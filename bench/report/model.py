@@ -96,8 +96,16 @@ def _fill(label: str, spec_name: str, metric: str) -> str:
     return f"{label} {' '.join(values.values())}"
 
 
-def placements(record: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(table title, column label, metric) for every metric of a record that fills a table."""
+HEADLINE = "headline"  # not a declared table: every task's headline metrics, labelled task/metric (the demo's table)
+
+
+def placements(record: dict[str, Any], headline: bool = False) -> list[tuple[str, str, str]]:
+    """(table title, column label, metric) for every metric of a record that fills a table (with
+    `headline`: its task's headline metrics, for the HEADLINE table)."""
+    if headline:
+        meta = record["metric_meta"]
+        return [("headline metrics", f"{record['task']['name']}/{m}", m) for m in record["metrics"]
+                if (meta.get(m) or {}).get("headline") and not (meta.get(m) or {}).get("detail")]
     out = []
     for metric in record["metrics"]:
         meta = record["metric_meta"].get(metric) or {}
@@ -148,9 +156,10 @@ def build(records: Sequence[dict[str, Any]], name: str, baseline: str | None = N
     found: dict[tuple[str, str], list[tuple[dict[str, Any], str]]] = defaultdict(list)  # (row, column) -> (record, metric)
     rows: dict[str, Row] = {}
     tasks: list[str] = []
+    first_seen = {row_key(r): k for k, r in reversed(list(enumerate(kept)))}  # rows in the order the store first holds them
     for r in sorted(kept, key=lambda r: r["created_at"], reverse=True):
-        for t, label, metric in placements(r):
-            if catalog.slug(t) != name:
+        for t, label, metric in placements(r, name == HEADLINE):
+            if name != HEADLINE and catalog.slug(t) != name:
                 continue
             title = t
             meta = r["metric_meta"].get(metric) or {}
@@ -175,7 +184,7 @@ def build(records: Sequence[dict[str, Any]], name: str, baseline: str | None = N
             value=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else None, n_seeds=len(values),
             published=(first.get("reported") or {}).get(metric), task=task, metric=metric,
             n_images=(first.get("n_samples") or {}).get("evaluated"), run_ids=[r["run_id"] for r, _ in same])
-    ordered = sorted(rows.values(), key=lambda row: row.label)
+    ordered = sorted(rows.values(), key=lambda row: first_seen[f"{row.backbone}\0{row.sha256}"])
     by_label = {row.label: row for row in ordered}
     for row in ordered:
         if baseline is not None:

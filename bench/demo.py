@@ -42,8 +42,14 @@ def html_report(records: list[dict[str, Any]], results: Path, data: Path, output
     from bench.report import build
     from bench.task import DataLocator
 
+    from bench.store import ResultsStore
+
     tables = build.select(records, "all", "mini_baseline")
-    text, _ = build.render(tables, "html", False, records, results, DataLocator(str(data)))
+    store = ResultsStore.open(results, write=False)
+    try:
+        text, _ = build.render(tables, "html", False, results, store.by_run_ids, DataLocator(str(data)))
+    finally:
+        store.close()
     return build.write(text, output / "index.html")
 
 

@@ -28,11 +28,12 @@ def fmt(value: float | None) -> str:
 
 def run_table(outcomes: Sequence[Any]) -> str:
     """One row per metric of every cell that ran, was cached, or failed; notes below the table."""
-    rows, notes = [], []
+    rows, notes, failures = [], [], []
     several_seeds = len({o.record["seed"] for o in outcomes if o.record}) > 1
     for o in outcomes:
-        if o.error:
-            rows.append([o.backbone, o.task, "", "", "-", "", "", "failed: " + o.error])
+        if o.error:  # its message goes below the table: a long one would widen every row
+            rows.append([o.backbone, o.task, "", "", "-", "", "", "failed (below)"])
+            failures.append(f"failed: {o.backbone} x {o.task}: {o.error}")
             continue
         r = o.record
         cell_notes = ["cached" if o.cached else "new"] + ([f"seed {r['seed']}"] if several_seeds else [])
@@ -64,7 +65,7 @@ def run_table(outcomes: Sequence[Any]) -> str:
             if note not in notes:
                 notes.append(note)
     table = markdown(["Backbone", "Task", "Metric", "Better", "Value", "Paper", "Samples", "Note"], rows, right=(4, 5, 6))
-    return table + "".join(f"\n\nnote: {n}" for n in notes)
+    return table + "".join(f"\n\n{f}" for f in failures) + "".join(f"\n\nnote: {n}" for n in notes)
 
 
 def backbone_labels(records: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -145,7 +146,7 @@ def build_table(records: Sequence[dict[str, Any]], headline_only: bool = False, 
                            and r["task"].get("config", {}).get("finetune_recipe", "paper") == "paper"})
     if paper_recipe:
         table_notes = [*table_notes, WSOL_RECIPE_NOTE.format(tasks=" and ".join(paper_recipe))]
-    columns: dict[str, dict[str, Any] | None] = {}  # None: a task's samples column
+    per_task: dict[str, dict[str, dict[str, Any]]] = {}  # task -> its metric columns, in the order first seen
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     rows_in_order: list[str] = []
     for r in records:
@@ -154,10 +155,14 @@ def build_table(records: Sequence[dict[str, Any]], headline_only: bool = False, 
             rows_in_order.append(row)
         task = r["task"]["name"]
         runs[row, task].append(r)
+        mine = per_task.setdefault(task, {})
         for metric in _shown(r, headline_only):
-            columns.setdefault(f"{task}/{metric}", r["metric_meta"].get(metric, {}))
+            mine.setdefault(metric, r["metric_meta"].get(metric, {}))
+    columns: dict[str, dict[str, Any] | None] = {}  # None: a task's samples column, right after its metrics whatever the rows
+    for task, metrics in per_task.items():
+        ordered = sorted(metrics, key=lambda m: (metrics[m].get("order", len(metrics)), m))  # the task's declared order
+        columns.update({f"{task}/{m}": metrics[m] for m in ordered})
         if counts:
-            columns.pop(f"{task}/n", None)  # keep each task's samples column after its metrics
             columns[f"{task}/n"] = None
     means: dict[tuple[str, str], float] = {}
     for (row, task), rs in runs.items():

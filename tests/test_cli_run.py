@@ -116,6 +116,11 @@ def test_grid_with_wildcard_and_a_failing_cell(run_bench, cards, data_root, tmp_
     code, out, err = run_bench("run", "--backbone", "tiny_*", "--task", "imagenet_*", "--data-root", data_root, "--results", tmp_path / "r", "--workers", 0)
     assert code == 1
     assert "| tiny_a" in out and "failed:" in out
+    lines = out.splitlines()
+    last_row = max(k for k, line in enumerate(lines) if line.startswith("|"))
+    failed = [k for k, line in enumerate(lines) if line.startswith("failed: tiny_b x imagenet_cls: ")]
+    assert failed and failed[0] > last_row and "is not a PyTorch checkpoint" in lines[failed[0]]  # below the table, not in a column
+    assert all("not a PyTorch" not in line for line in lines[:last_row + 1]) and "| failed (below) |" in out
     assert "tiny_b x imagenet_cls: " in err and "is not a PyTorch checkpoint" in err
     # tiny_a's imagenet_cls and imagenet_fgsm cells ran; imagenet_loc (no train split here) and tiny_b's failed
     assert sorted(r["task"]["name"] for r in json.loads(run_bench("export", "--results", tmp_path / "r")[1])) == ["imagenet_cls", "imagenet_fgsm"]

@@ -261,3 +261,19 @@ def test_the_html_page_in_a_real_browser(synthetic, capsys, tmp_path):
         assert driver.find_elements("css selector", "#provenance-table tbody tr")
     finally:
         driver.quit()
+
+
+def test_the_generic_table_keeps_each_tasks_columns_together_whatever_the_rows(synthetic):
+    """Without --table: a task's samples column follows its metrics, in their declared order, even
+    when rows interleave tasks (a checkpoint file with one task beside cards with two)."""
+    from bench.tables import build_table
+
+    _, records = synthetic
+    pick = [r for r in records if r["task"]["name"] in ("imagenet_cls", "imagenet_fgsm") and r["backbone"]["name"] in ("r50_cutmix", "r50_mixup")]
+    pick.sort(key=lambda r: (r["backbone"]["name"] != "r50_mixup", r["task"]["name"] != "imagenet_fgsm"))  # fgsm's first record before cls's
+    header = build_table(pick).splitlines()[0]
+    columns = [c.strip().rsplit(" ", 1)[0] for c in header.strip("|").split("|")[1:]]
+    fgsm, cls = [c for c in columns if c.startswith("imagenet_fgsm/")], [c for c in columns if c.startswith("imagenet_cls/")]
+    assert fgsm[-1] == "imagenet_fgsm/n" and cls[-1] == "imagenet_cls/n"
+    assert columns == fgsm + cls
+    assert cls[:4] == ["imagenet_cls/top1_err", "imagenet_cls/top5_err", "imagenet_cls/ece", "imagenet_cls/nll"]

@@ -53,33 +53,45 @@ def register(sub: Any, command: Any) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.paths import results_dir
-    from bench.registry import matches
     from bench.report import build
     from bench.store import ResultsStore
 
     fmt = build.check_format(args.format)
     results = results_dir(args.results)
     store = ResultsStore.open(results, write=False)
-    records = [
-        r for r in store.records(include_limited=args.include_limited)
-        if matches(r["backbone"]["name"], args.backbones) and matches(r["task"]["name"], args.tasks)
-    ]
-    store.close()
+    try:
+        return _report(args, fmt, results, store)
+    finally:
+        store.close()
+
+
+def _report(args: argparse.Namespace, fmt: str, results: Path, store: Any) -> int:
+    from bench.registry import matches
+    from bench.report import build
+    from bench.report.load import report_records
+
+    table = args.table or ("all" if fmt == "html" else None)
+    if args.list_tables or table is not None:  # the paper-style tables read only the fields they show
+        from bench.report.load import tasks_of
+
+        records = report_records(store, args.backbones, args.tasks, args.include_limited, None if args.list_tables else tasks_of(table))
+    else:
+        records = [r for r in store.records(include_limited=args.include_limited)
+                   if matches(r["backbone"]["name"], args.backbones) and matches(r["task"]["name"], args.tasks)]
     if args.list_tables:
         print(build.list_tables(records))
         return 0
-    if not records:
+    if not records and (table is None or table == "all" or not store.task_names()):  # a named table says which tasks would fill it
         raise BenchError(f"no stored results match backbones '{args.backbones}' and tasks '{args.tasks}' in {store.path}", "run 'bench run' first (limited runs need --include-limited)")
     if args.figure:
         return _figure(args, records)
-    table = args.table or ("all" if fmt == "html" else None)
+    problems: list[str] = []
     if table is None:
         if fmt != "md":
             raise BenchError(f"--format {fmt} needs --table (a name, a comma list or all)", "see bench report --list-tables")
         from bench.tables import report_table
 
         text = report_table(records) + "\n"
-        problems: list[str] = []
     else:
         tables = build.select(records, table, args.baseline)
         data = None
@@ -88,7 +100,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             from bench.task import DataLocator
 
             data = DataLocator(args.data_root, parse_overrides(args.data_path))
-        text, problems = build.render(tables, fmt, args.ci, records, results, data)
+        text, problems = build.render(tables, fmt, args.ci, results, store.by_run_ids, data)
     if args.output:
         path = build.write(text, Path(args.output))
         print(f"wrote {path}" + (f" ({len(tables)} tables)" if table else ""))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from bench.errors import BenchError
 from bench.registry import unknown_name
@@ -39,9 +39,12 @@ def list_tables(records: Sequence[dict[str, Any]]) -> str:
 def select(records: Sequence[dict[str, Any]], names: str, baseline: str | None) -> list[model.Table]:
     """The tables named (a comma list, or 'all': every table with data), built; a clear error for
     an unknown table, a table without data and a baseline outside the selection."""
-    have = model.available([r for r in records if not r["limited"]])
+    records = [r for r in records if not r["limited"]]
+    asked = None if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
+    prepared = model.prepare(records, names=asked)
+    have = model.available(records, prepared)
     known = {**model.declared(), **have}
-    wanted = list(have) if names == "all" else [n.strip() for n in names.split(",") if n.strip()]
+    wanted = list(have) if asked is None else asked
     if not wanted:
         raise BenchError("no table has data in this store", "run a task first (bench list tables shows which tasks fill which table)")
     tables = []
@@ -52,21 +55,23 @@ def select(records: Sequence[dict[str, Any]], names: str, baseline: str | None) 
             tasks = known[name]["tasks"]
             raise BenchError(f"table '{name}' ({known[name]['title']}) has no complete results in this selection; it is filled by {', '.join(tasks)}",
                              f"run them first: bench run --backbone BACKBONES --task {','.join(tasks)}")
-        tables.append(model.build(records, name, baseline))
+        tables.append(model.build(records, name, baseline, prepared))
     if baseline is not None and not any(baseline == row.label for t in tables for row in t.rows):
         shown = sorted({row.label for t in tables for row in t.rows})
         raise unknown_name("baseline", baseline, shown, f"the baseline must be a row of the table: {', '.join(shown)}")
     return tables
 
 
+FIGURE_BACKBONES = 12  # a figure with more backbones than this is unreadable: narrow the selection
+
+
 def figures(records: Sequence[dict[str, Any]], data: Any = None) -> list[dict[str, str]]:
-    """The figures the records allow, as inline PNGs: with `data` (a DataLocator), the CAM grid of
-    each WSOL task (CAM, predicted box green, ground truth red: the forward passes need the images);
-    the robustness and OOD figures from the records alone."""
+    """The figures the records allow (whole records), as inline PNGs: with
+    `data` (a DataLocator), the CAM grid of each WSOL task (CAM, predicted box green, ground truth
+    red: the forward passes need the images); the robustness and OOD figures from the records alone."""
     from bench.report.html import png_data_uri
 
-    out = []
-    names = {r["task"]["name"] for r in records}
+    out: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         wsol = sorted({r["task"]["name"] for r in records if "top1_loc" in r["metrics"] and "maxboxacc_v2" in r["metrics"]})
         for task in wsol if data is not None else []:
@@ -77,53 +82,55 @@ def figures(records: Sequence[dict[str, Any]], data: Any = None) -> list[dict[st
                 path = cam_figure(mine, data, Path(tmp) / f"cam_{task}.png", 6)
             except BenchError:
                 continue
-            split = mine[-1]["task"]["config"].get("split", "")
+            cfg = mine[-1]["task"]["config"]
             out.append({"src": png_data_uri(path), "caption": f"CAMs of each backbone's {task} classifier (fine-tuned as the paper's protocol) "
-                        f"on 6 images evenly spaced over the {split} split: predicted box (CAM at {mine[-1]['task']['config'].get('cam_threshold', 0.15)} "
+                        f"on 6 images evenly spaced over the {cfg.get('split', '')} split: predicted box (CAM at {cfg.get('cam_threshold', 0.15)} "
                         "x max, largest component) in green, ground truth in red."})
-        if names & {"imagenet_occlusion", "imagenet_inbetween", "imagenet_c", "imagenet_cls"}:
-            from bench.figures import robustness_figure
+        from bench.figures import ood_figure, robustness_figure
 
+        try:
+            path = robustness_figure(list(records), Path(tmp) / "robustness.png")
+            out.append({"src": png_data_uri(path), "caption": "Robustness: occlusion and in-between curves (paper Figure 5), "
+                        "top-1 error per ImageNet-C corruption, reliability diagrams (15 equal-width bins), from the stored records."})
+        except BenchError:
+            pass  # no panel the records allow
+        for task in sorted({r["task"]["name"] for r in records if any(m.startswith("msp_auroc@") for m in r["metrics"])}):
             try:
-                path = robustness_figure(list(records), Path(tmp) / "robustness.png")
-                out.append({"src": png_data_uri(path), "caption": "Robustness: occlusion and in-between curves (paper Figure 5), "
-                            "top-1 error per ImageNet-C corruption, reliability diagrams (15 equal-width bins), from the stored records."})
-            except BenchError:
-                pass  # no panel the records allow
-        ood = [r for r in records if any(m.startswith("msp_auroc@") for m in r["metrics"])]
-        if ood:
-            from bench.figures import ood_figure
-
-            try:
-                path = ood_figure(ood, Path(tmp) / "ood.png", "msp")
-                out.append({"src": png_data_uri(path), "caption": "OOD detection with the maximum softmax probability: histograms of in- vs "
+                path = ood_figure([r for r in records if r["task"]["name"] == task], Path(tmp) / f"ood_{task}.png", "msp")
+                out.append({"src": png_data_uri(path), "caption": f"{task}, OOD detection with the maximum softmax probability: histograms of in- vs "
                             "out-of-distribution scores per backbone and set, and ROC curves (AUROC in the legend), from the stored scores."})
             except BenchError:
                 pass
     return out
 
 
-def drilldowns(tables: list[model.Table], results: Path, limit: int = 20) -> list[dict[str, Any]]:
-    """For each table's baseline pairs and its first per-image 0/1 column: the images one gets right
-    and the other wrong (bench compare), the first `limit` of each."""
-    from bench.checks.compare import drill
-    from bench.stats.proportion import exact_mcnemar
-
-    out, done = [], set()
+def drilldowns(tables: list[model.Table], results: Path, full: Callable[[list[str]], list[dict[str, Any]]], limit: int = 20,
+               pairs: int = 12) -> list[dict[str, Any]]:
+    """For up to `pairs` (row, baseline, task) of the tables whose records have samples files, on
+    the first per-image 0/1 column: the images one gets right and the other wrong (bench compare),
+    the first `limit` of each."""
+    out: list[dict[str, Any]] = []
+    done: set[tuple[str, str, str]] = set()
     for t in tables:
+        light = {r["run_id"]: r for r in t.records}
         for row in t.rows:
-            if not row.baseline or row.baseline == row.label:
+            base = next((o for o in t.rows if o.label == row.baseline), None)
+            if base is None or base is row:
                 continue
             for c in t.columns:
-                cell = row.cells.get(c.label)
-                if cell is None or (row.label, row.baseline, cell.task) in done:
+                cell, other = row.cells.get(c.label), base.cells.get(c.label)
+                if cell is None or other is None or (row.label, base.label, cell.task) in done or len(done) >= pairs:
                     continue
-                meta = next((r["metric_meta"].get(cell.metric) for r in t.records if r["run_id"] in cell.run_ids), None) or {}
-                if (meta.get("stat") or {}).get("kind") != "proportion":
+                mine = [light[x] for x in cell.run_ids[:1] + other.run_ids[:1]]
+                meta = mine[0]["metric_meta"].get(cell.metric) or {}
+                if (meta.get("stat") or {}).get("kind") != "proportion" or not all((r.get("artifacts") or {}).get("samples") for r in mine):
                     continue
-                done.add((row.label, row.baseline, cell.task))
+                done.add((row.label, base.label, cell.task))
+                from bench.checks.compare import drill  # scipy: only when there is something to drill into
+                from bench.stats.proportion import exact_mcnemar
+
                 try:
-                    d = drill(t.records, results, row.backbone, next(o.backbone for o in t.rows if o.label == row.baseline), cell.task, cell.metric, None)
+                    d = drill(full([r["run_id"] for r in mine]), results, row.backbone, base.backbone, cell.task, cell.metric, None)
                 except BenchError:
                     continue
                 items = [("right only for " + d.a, i) for i in d.only_a[:limit]] + [("right only for " + d.b, i) for i in d.only_b[:limit]]
@@ -135,14 +142,16 @@ def drilldowns(tables: list[model.Table], results: Path, limit: int = 20) -> lis
     return out
 
 
-def render(tables: list[model.Table], fmt: str, ci: bool, records: Sequence[dict[str, Any]], results: Path, data: Any = None) -> tuple[str, list[str]]:
-    """The report text and the lines to print below it (intervals that could not be computed);
-    `data`: where the images are, for the HTML page's CAM grids."""
+def render(tables: list[model.Table], fmt: str, ci: bool, results: Path, full: Callable[[list[str]], list[dict[str, Any]]],
+           data: Any = None) -> tuple[str, list[str]]:
+    """The report text and the lines to print below it (intervals or figures left out). `full`
+    reads whole records by run id (intervals, figures and drill-downs need them); `data`: where the
+    images are, for the HTML page's CAM grids."""
     problems: list[str] = []
     if fmt in ("html", "csv", "json") or ci:
         from bench.report.intervals import add_intervals
 
-        problems = add_intervals(tables, results)
+        problems = add_intervals(tables, results, full)
     if fmt == "md":
         from bench.report.markdown import render as md
 
@@ -161,8 +170,15 @@ def render(tables: list[model.Table], fmt: str, ci: bool, records: Sequence[dict
         return to_json(tables), problems
     from bench.report.html import render as page
 
+    shown = sorted({r["run_id"] for t in tables for r in t.records})
+    backbones = {r["backbone"]["name"] for t in tables for r in t.records}
+    if len(backbones) > FIGURE_BACKBONES:  # checked before reading the records whole
+        pictures, left_out = [], [f"no figures: {len(backbones)} backbones are more than a figure shows ({FIGURE_BACKBONES}); narrow --backbones"]
+    else:
+        pictures, left_out = figures(full(shown), data), []
+    problems += left_out
     notes = [f"Intervals: {INTERVALS}"] + problems
-    return page(tables, figures(records, data), drilldowns(tables, results), notes, "bench report"), problems
+    return page(tables, pictures, drilldowns(tables, results, full), notes, "bench report"), problems
 
 
 INTERVALS = ("95% over images, by each metric's declared procedure (bench check's): Wilson for per-image proportions, DeLong for one "

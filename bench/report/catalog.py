@@ -18,6 +18,7 @@ from typing import Any
 CATALOG = Path(__file__).resolve().parents[2] / "tasks" / "report_tables.json"
 
 
+@lru_cache(maxsize=1024)
 def slug(title: str) -> str:
     """A table's name on the command line: 'paper Table 9' -> table_9, 'ImageNet-C' -> imagenet_c."""
     s = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
@@ -37,9 +38,31 @@ def from_specs() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for entry in TASKS.entries():  # in the registry's order, each task's metrics in their declared order: the tables' column order
         task = entry.load()
-        out[entry.name] = {"description": entry.description,
-                           "metrics": {m.name: list(m.tables) for m in task.metrics if m.tables}}
+        out[entry.name] = {"description": entry.description, "version": task.version,
+                           "metrics": {m.name: list(m.tables) for m in task.metrics if m.tables},
+                           "specs": {m.name: {k: v for k, v in m.to_dict().items() if k not in ("name", "tables")} for m in task.metrics}}
     return out
+
+
+def spec_of(task: str, metric: str) -> tuple[str, dict[str, Any]] | None:
+    """The spec (its name and declaration) a metric of a catalogued task belongs to, the first that
+    matches, as bench.task.Task.metric_spec picks it; None outside the catalog."""
+    found = _specs().get(task)
+    if found is None:
+        return None
+    hit = found.get(metric)
+    if hit is None:
+        from bench.task import name_matches
+
+        entry = load()[task]["specs"]
+        name = next((n for n in entry if n == metric or name_matches(n, metric)), None)
+        hit = found[metric] = (name, entry[name]) if name else ("", {})
+    return hit if hit[0] else None
+
+
+@lru_cache(maxsize=1)
+def _specs() -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
+    return {task: {} for task in load()}  # filled as metrics are looked up
 
 
 def position(task: str, spec_name: str, metric: str) -> tuple:

@@ -12,10 +12,11 @@ baseline row, whether it is the column's best, its 95% interval over images when
 
 from __future__ import annotations
 
+import math
 import re
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Sequence
 
 from bench.report import catalog
@@ -84,6 +85,7 @@ def _order(title: str) -> tuple:
     return (3, "", 0, title)
 
 
+@lru_cache(maxsize=4096)
 def _fill(label: str, spec_name: str, metric: str) -> str:
     """A family member's label: its placeholders filled from the metric's name, appended when the label has none."""
     from bench.task import name_fields
@@ -106,6 +108,22 @@ def placements(record: dict[str, Any], headline: bool = False) -> list[tuple[str
         meta = record["metric_meta"]
         return [("headline metrics", f"{record['task']['name']}/{m}", m) for m in record["metrics"]
                 if (meta.get(m) or {}).get("headline") and not (meta.get(m) or {}).get("detail")]
+    if record.get("specs_from") == "catalog":  # the same for every record of the task with these metrics
+        return _placed(record["task"]["name"], tuple(record["metrics"]), record["metric_meta"])
+    return _placements(record)
+
+
+_CACHE: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, str]]] = {}
+
+
+def _placed(task: str, metrics: tuple[str, ...], meta: dict[str, Any]) -> list[tuple[str, str, str]]:
+    key = (task, metrics)
+    if key not in _CACHE:
+        _CACHE[key] = _placements({"task": {"name": task}, "metrics": metrics, "metric_meta": meta})
+    return _CACHE[key]
+
+
+def _placements(record: dict[str, Any]) -> list[tuple[str, str, str]]:
     out = []
     for metric in record["metrics"]:
         meta = record["metric_meta"].get(metric) or {}
@@ -116,14 +134,18 @@ def placements(record: dict[str, Any], headline: bool = False) -> list[tuple[str
     return out
 
 
-def available(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def available(records: Sequence[dict[str, Any]], prepared: "Prepared | None" = None) -> dict[str, dict[str, Any]]:
     """name -> {title, tasks} of every table the records fill, in report order."""
     found: dict[str, dict[str, Any]] = {}
-    for r in records:
-        for title, _, _ in placements(r):
-            entry = found.setdefault(catalog.slug(title), {"title": title, "tasks": []})
-            if r["task"]["name"] not in entry["tasks"]:
-                entry["tasks"].append(r["task"]["name"])
+    if prepared is not None:
+        for name, hits in prepared.placed.items():
+            found[name] = {"title": hits[0][1], "tasks": list(dict.fromkeys(r["task"]["name"] for r, _, _, _ in reversed(hits)))}
+    else:
+        for r in records:
+            for title, _, _ in placements(r):
+                entry = found.setdefault(catalog.slug(title), {"title": title, "tasks": []})
+                if r["task"]["name"] not in entry["tasks"]:
+                    entry["tasks"].append(r["task"]["name"])
     return dict(sorted(found.items(), key=lambda kv: _order(kv[1]["title"])))
 
 
@@ -145,34 +167,68 @@ def _is_baseline_card(r: dict[str, Any]) -> bool:
     return not card.get("bare_file") and r["backbone"]["name"].endswith("_baseline")
 
 
-def build(records: Sequence[dict[str, Any]], name: str, baseline: str | None = None) -> Table:
-    """One table from complete records (limited ones are dropped here too). `baseline`: the row
-    label every difference is to; by default, per architecture, the card named *_baseline."""
+@dataclass
+class Prepared:
+    """What every table of one report shares, computed once: the runs kept per checkpoint and task
+    (one configuration, bench.tables.chosen_runs, newest first), their notes, the row labels, and
+    per table the (record, title, column label, metric) it takes."""
+    kept: list[dict[str, Any]]
+    notes: list[str]
+    labels: dict[str, str]
+    placed: dict[str, list[tuple[dict[str, Any], str, str, str]]]
+    first_seen: dict[str, int]  # row key -> the position of its first kept record (the rows' order)
+
+
+def prepare(records: Sequence[dict[str, Any]], headline: bool = False, names: Sequence[str] | None = None) -> Prepared:
+    """`names`: only these tables (default: every table the records fill)."""
     records = [r for r in records if not r["limited"]]
     labels = backbone_labels(records)
     kept, notes = chosen_runs(records, labels)
+    placed: dict[str, list[tuple[dict[str, Any], str, str, str]]] = defaultdict(list)
+    wanted = set(names) if names is not None else None
+    for r in sorted(kept, key=lambda r: r["created_at"], reverse=True):
+        for t, label, metric in placements(r, headline):
+            name = HEADLINE if headline else catalog.slug(t)
+            if wanted is None or name in wanted:
+                placed[name].append((r, t, label, metric))
+    return Prepared(kept, notes, labels, placed, {row_key(r): k for k, r in reversed(list(enumerate(kept)))})
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """The mean and the sample standard deviation (ddof 1; None for one value)."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    return mean, (math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None)
+
+
+def build(records: Sequence[dict[str, Any]], name: str, baseline: str | None = None, prepared: Prepared | None = None) -> Table:
+    """One table from complete records (limited ones are dropped here too). `baseline`: the row
+    label every difference is to; by default, per architecture, the card named *_baseline.
+    `prepared`: what several tables of the same records share (prepare)."""
+    prep = prepared or prepare(records, name == HEADLINE)
+    labels, notes = prep.labels, prep.notes
     title = None
     columns: dict[str, Column] = {}
     found: dict[tuple[str, str], list[tuple[dict[str, Any], str]]] = defaultdict(list)  # (row, column) -> (record, metric)
     rows: dict[str, Row] = {}
     tasks: list[str] = []
-    first_seen = {row_key(r): k for k, r in reversed(list(enumerate(kept)))}  # rows in the order the store first holds them
-    for r in sorted(kept, key=lambda r: r["created_at"], reverse=True):
-        for t, label, metric in placements(r, name == HEADLINE):
-            if name != HEADLINE and catalog.slug(t) != name:
-                continue
-            title = t
-            meta = r["metric_meta"].get(metric) or {}
-            col = columns.setdefault(label, Column(label, bool(meta.get("higher_is_better", True)), meta.get("unit", "%"), meta.get("description", ""),
-                                                   position=catalog.position(r["task"]["name"], meta.get("name", metric), metric)))
-            task = r["task"]["name"]
-            if task not in col.tasks:
-                col.tasks.append(task)
-            if task not in tasks:
-                tasks.append(task)
-            key = row_key(r)
-            rows.setdefault(key, Row(labels[key], r["backbone"]["name"], r["backbone"]["sha256"], r["backbone"].get("arch", ""), None, _is_baseline_card(r)))
-            found[key, label].append((r, metric))
+    first_seen = prep.first_seen  # rows in the order the store first holds them
+    for r, t, label, metric in prep.placed.get(name, []):
+        title = t
+        meta = r["metric_meta"].get(metric) or {}
+        col = columns.get(label)
+        if col is None:
+            col = columns[label] = Column(label, bool(meta.get("higher_is_better", True)), meta.get("unit", "%"), meta.get("description", ""),
+                                          position=catalog.position(r["task"]["name"], meta.get("name", metric), metric))
+        task = r["task"]["name"]
+        if task not in col.tasks:
+            col.tasks.append(task)
+        if task not in tasks:
+            tasks.append(task)
+        key = row_key(r)
+        if key not in rows:
+            rows[key] = Row(labels[key], r["backbone"]["name"], r["backbone"]["sha256"], r["backbone"].get("arch", ""), None, _is_baseline_card(r))
+        found[key, label].append((r, metric))
     if title is None:
         raise KeyError(name)
     for (key, label), hits in found.items():
@@ -180,17 +236,19 @@ def build(records: Sequence[dict[str, Any]], name: str, baseline: str | None = N
         same = [(r, m) for r, m in hits if r["task"]["name"] == task and r["task"]["config_hash"] == hits[0][0]["task"]["config_hash"]]
         values = [r["metrics"][m] for r, m in same]
         first, metric = same[0]
+        mean, std = _mean_std(values)
         rows[key].cells[label] = Cell(
-            value=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else None, n_seeds=len(values),
+            value=mean, std=std, n_seeds=len(values),
             published=(first.get("reported") or {}).get(metric), task=task, metric=metric,
             n_images=(first.get("n_samples") or {}).get("evaluated"), run_ids=[r["run_id"] for r, _ in same])
     ordered = sorted(rows.values(), key=lambda row: first_seen[f"{row.backbone}\0{row.sha256}"])
     by_label = {row.label: row for row in ordered}
+    per_arch: dict[str, str] = {}
+    for o in ordered:
+        if o.baseline_card:
+            per_arch.setdefault(o.arch, o.label)
     for row in ordered:
-        if baseline is not None:
-            row.baseline = baseline if baseline in by_label else None
-        else:
-            row.baseline = next((o.label for o in ordered if o.arch == row.arch and o.baseline_card), None)
+        row.baseline = (baseline if baseline in by_label else None) if baseline is not None else per_arch.get(row.arch)
         base = by_label.get(row.baseline) if row.baseline else None
         if base is None or base is row:
             continue

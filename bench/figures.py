@@ -292,3 +292,49 @@ def ood_figure(records: list[dict[str, Any]], output: Path, score: str = "msp") 
         roc_ax.legend(fontsize=6)
     fig.suptitle(f"{tasks[0]}: {score} scores, in-distribution vs each OOD set", fontsize=10)
     return save_png(fig, output, dpi=100)
+
+
+def loss_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, tuple[list[float], list[float]]]]:
+    """(task, stage) -> backbone -> (x, loss) of every training-loss history a record's details keep:
+    a `train_loss` list (one value per epoch) or a `loss_history` of [iteration, loss] pairs."""
+    out: dict[tuple[str, str], dict[str, tuple[list[float], list[float]]]] = {}
+
+    def walk(node: Any, path: str, record: dict[str, Any]) -> None:
+        if not isinstance(node, dict):
+            return
+        for key, value in node.items():
+            where = f"{path}/{key}" if path else key
+            curve = None
+            if key == "train_loss" and isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+                curve = (list(range(1, len(value) + 1)), [float(v) for v in value])
+            elif key == "loss_history" and isinstance(value, list) and value and all(isinstance(v, list) and len(v) == 2 for v in value):
+                curve = ([float(v[0]) for v in value], [float(v[1]) for v in value])
+            if curve is not None:
+                out.setdefault((record["task"]["name"], where), {})[record["backbone"]["name"]] = curve
+            else:
+                walk(value, where, record)
+
+    for r in records:
+        walk(r.get("details") or {}, "", r)
+    return out
+
+
+def loss_figure(records: list[dict[str, Any]], output: Path) -> Path:
+    """The training-loss curves the records keep, one panel per task and training stage, one line per backbone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = loss_curves(records)
+    if not curves:
+        raise BenchError("no stored record keeps a training-loss history", "run a task that trains (cub_loc, voc_det_ssd, coco_cap)")
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    for ax, ((task, stage), lines) in zip(axes[0], sorted(curves.items())):
+        for name, (x, y) in sorted(lines.items()):
+            ax.plot(x, y, marker="o", markersize=3, label=name)
+        ax.set_title(f"{task}: {stage.rsplit('/', 1)[0] or stage}", fontsize=9)
+        ax.set_xlabel("iteration" if stage.endswith("loss_history") else "epoch")
+        ax.set_ylabel("training loss")
+        ax.legend(fontsize=7)
+    return save_png(fig, output, 110)

@@ -56,6 +56,7 @@ def test_demo_small(tmp_path, capsys):
     assert f"report:  {out / 'index.html'}" in first and (out / "index.html").is_file()
     if CHROMIUM and DRIVER:  # .ci/run installs them; test_report.py's browser test says when they are missing
         _check_html(out, tmp_path, records)
+    _check_formats(tmp_path / "work" / "results", records, capsys)
     # every cell is the stored value, and every bracket that value minus the baseline's, to the printed digit
     stored = {(r["backbone"]["name"], f"{r['task']['name']}/{m}"): v for r in records for m, v in r["metrics"].items()}
     columns = [c.strip().rsplit(" ", 1)[0] for c in header.strip("|").split("|")[1:]]
@@ -86,14 +87,14 @@ def test_demo_small(tmp_path, capsys):
 
 def _check_html(out, tmp_path, records):
     """reports/demo/index.html in headless Chromium: no console error, every image decodes (the CAM
-    grids of cub_loc and imagenet_loc, robustness, OOD), a screenshot that is not blank, and the
+    grids of cub_loc and imagenet_loc, robustness, training loss, OOD), a screenshot that is not blank, and the
     numbers in the DOM are the store's."""
     stored = {(r["backbone"]["name"], r["task"]["name"], m): v for r in records for m, v in r["metrics"].items()}
     driver = open_page(out / "index.html")
     try:
         assert console_errors(driver) == []
         widths = image_widths(driver)
-        assert len(widths) == 4 and all(w > 0 for w in widths), widths
+        assert len(widths) == 5 and all(w > 0 for w in widths), widths  # + the training-loss curves
         assert screenshot_colours(driver, tmp_path / "shot.png") > 10
         shown = shown_cells(driver)
         assert len(shown) > 100
@@ -106,3 +107,21 @@ def _check_html(out, tmp_path, records):
             assert float(s["value"]) == stored[s["backbone"], "imagenet_cls", "top1_err"] and s["text"] == f"{float(s['value']):.2f}"
     finally:
         driver.quit()
+
+
+def _check_formats(results, records, capsys):
+    """Every table in every format from the demo's store; the CSV's numbers are the store's."""
+    import csv
+    import io
+
+    from bench.cli import main
+
+    for fmt in ("md", "latex", "csv", "json"):
+        assert main(["report", "--results", str(results), "--table", "all", "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        if fmt == "csv":
+            rows = list(csv.DictReader(io.StringIO(out)))
+            stored = {(r["backbone"]["name"], r["task"]["name"], m): v for r in records for m, v in r["metrics"].items()}
+            assert len(rows) > 100 and {r["table"] for r in rows} >= {"transfer", "table_9", "table_10", "table_11", "imagenet_c", "calibration", "imagenet_ood"}
+            for r in rows:
+                assert float(r["value"]) == stored[r["backbone"], r["task"], r["metric"]]

@@ -277,3 +277,13 @@ def test_the_generic_table_keeps_each_tasks_columns_together_whatever_the_rows(s
     assert fgsm[-1] == "imagenet_fgsm/n" and cls[-1] == "imagenet_cls/n"
     assert columns == fgsm + cls
     assert cls[:4] == ["imagenet_cls/top1_err", "imagenet_cls/top5_err", "imagenet_cls/ece", "imagenet_cls/nll"]
+
+
+def test_loss_curves_are_the_histories_the_records_keep():
+    from bench.figures import loss_curves
+
+    records = [{"task": {"name": "cub_loc"}, "backbone": {"name": "a"}, "details": {"finetune": {"train_loss": [2.0, 1.5, 1.25]}}},
+               {"task": {"name": "voc_det_ssd"}, "backbone": {"name": "a"}, "details": {"ssd": {"train": {"loss_history": [[40, 10.5], [80, 7.25]]}}}},
+               {"task": {"name": "imagenet_cls"}, "backbone": {"name": "a"}, "details": {"classes": 10}}]
+    assert loss_curves(records) == {("cub_loc", "finetune/train_loss"): {"a": ([1, 2, 3], [2.0, 1.5, 1.25])},
+                                    ("voc_det_ssd", "ssd/train/loss_history"): {"a": ([40.0, 80.0], [10.5, 7.25])}}

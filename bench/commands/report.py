@@ -17,8 +17,8 @@ def register(sub: Any, command: Any) -> None:
         sub, "report", help="tables (and figures) of stored results",
         description="Tables of stored results. Without --table: one table, a column per stored metric. With --table: the paper's tables "
                     "(and bench's own) that the tasks declare, one row per backbone: the mean over seeds (± std, n), the published number "
-                    "in [brackets], the difference to the baseline in (parentheses), the column's best in bold, 95%% intervals over images "
-                    "(--ci; always in html, csv and json). Limited runs are left out (never in a --table table). "
+                    "in [brackets], the difference to the baseline in (parentheses), the column's best in bold, 95% intervals over images "
+                    "(--ci; always in html, csv and json); with --format html and --data-root, the CAM grids too. Limited runs are left out (never in a --table table). "
                     "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
         epilog="examples:\n  bench report --backbones 'r50_*'\n"
                "  bench report --list-tables\n"

@@ -86,7 +86,7 @@ def figures(records: Sequence[dict[str, Any]], data: Any = None) -> list[dict[st
             out.append({"src": png_data_uri(path), "caption": f"CAMs of each backbone's {task} classifier (fine-tuned as the paper's protocol) "
                         f"on 6 images evenly spaced over the {cfg.get('split', '')} split: predicted box (CAM at {cfg.get('cam_threshold', 0.15)} "
                         "x max, largest component) in green, ground truth in red."})
-        from bench.figures import ood_figure, robustness_figure
+        from bench.figures import loss_figure, ood_figure, robustness_figure
 
         try:
             path = robustness_figure(list(records), Path(tmp) / "robustness.png")
@@ -94,6 +94,12 @@ def figures(records: Sequence[dict[str, Any]], data: Any = None) -> list[dict[st
                         "top-1 error per ImageNet-C corruption, reliability diagrams (15 equal-width bins), from the stored records."})
         except BenchError:
             pass  # no panel the records allow
+        try:
+            path = loss_figure(list(records), Path(tmp) / "loss.png")
+            out.append({"src": png_data_uri(path), "caption": "Training loss of the tasks' training stages (WSOL fine-tuning, detectors, "
+                        "caption decoders) as their records keep it: per epoch, or per logged iteration; a cached stage shows the loss of the run that trained it."})
+        except BenchError:
+            pass  # nothing trained
         for task in sorted({r["task"]["name"] for r in records if any(m.startswith("msp_auroc@") for m in r["metrics"])}):
             try:
                 path = ood_figure([r for r in records if r["task"]["name"] == task], Path(tmp) / f"ood_{task}.png", "msp")

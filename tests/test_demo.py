@@ -80,6 +80,7 @@ def test_demo_small(tmp_path, capsys):
     warm_report = (out / "README.md").read_text()
     assert "| new" not in warm_report and warm_report.count("| cached") == report.count("| new")
     assert "(4 cells, cached)" in second.err and "data: done in" in second.err and "(cached)" in second.err
+    assert "index.html (cached: the same runs)" in second.err  # the page is not rebuilt for the same runs
     assert warm_report.split("\n## Every metric")[0] == table
     assert second.out.split("\n\n")[0] == first.split("\n\n")[0]  # the same comparison table
 

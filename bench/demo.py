@@ -45,8 +45,10 @@ def html_report(records: list[dict[str, Any]], results: Path, data: Path, output
     from bench.store import ResultsStore
     from bench.task import DataLocator
 
-    # a warm demo with the same runs and the same report code keeps the page it wrote
-    code = sorted(p for p in Path(build.__file__).parent.rglob("*") if p.suffix in (".py", ".j2"))
+    # a warm demo with the same runs and the same code behind the page (tables, figures, statistics) keeps the page it wrote
+    root = Path(build.__file__).parents[1]
+    code = sorted(p for folder in ("report", "checks", "stats") for p in (root / folder).rglob("*") if p.suffix in (".py", ".j2"))
+    code += [root / "tables.py", root / "figures.py"]
     key = hashlib.sha256("\n".join(sorted(r["run_id"] for r in records) + [hashlib.sha256(p.read_bytes()).hexdigest() for p in code]).encode()).hexdigest()
     stamp = output / ".index.html.key"
     if (output / "index.html").is_file() and stamp.is_file() and stamp.read_text() == key:

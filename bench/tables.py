@@ -8,7 +8,8 @@ from typing import Any, Iterable, Sequence
 
 
 def markdown(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[int] = ()) -> str:
-    rows = [[str(c) for c in r] for r in rows]
+    rows = [[str(c).replace("|", "\\|") for c in r] for r in rows]  # a | in a name would split its cell
+    headers = [str(h).replace("|", "\\|") for h in headers]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -88,22 +89,23 @@ def _data_fp(r: dict[str, Any]) -> str:
 
 
 def chosen_runs(records: Sequence[dict[str, Any]], labels: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per (checkpoint, task): the records of one config on one data, so that runs under other
-    settings or data are never averaged as if they were seeds. A complete run wins over a limited
-    one, then the one that scored more samples, then the newest. Returns (kept, notes)."""
+    """Per (checkpoint, task): the records of one task version and config on one data, so that
+    runs under another version, other settings or data are never averaged as if they were seeds.
+    A complete run wins over a limited one, then the one that scored more samples, then the newest.
+    Returns (kept, notes)."""
     groups: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        groups[row_key(r), r["task"]["name"]][r["task"]["config_hash"], _data_fp(r)].append(r)
+        groups[row_key(r), r["task"]["name"]][r["task"]["config_hash"], _data_fp(r), r["task"].get("version", "")].append(r)
     kept, notes = [], []
     for (row, task), runs in groups.items():
         def rank(item: tuple[tuple[str, str], list[dict[str, Any]]]) -> tuple:
             rs = item[1]
             return (not any(x["limited"] for x in rs), max(x["n_samples"]["evaluated"] for x in rs), max(x["created_at"] for x in rs))
-        (cfg, data), best = max(runs.items(), key=rank)
+        (cfg, data, version), best = max(runs.items(), key=rank)
         kept += best
         if len(runs) > 1:
             why = "a complete run" if not best[0]["limited"] else "the largest run"
-            notes.append(f"{labels[row]} x {task}: results under {len(runs)} configs or data; showing {why} ({cfg}), the newest among equals")
+            notes.append(f"{labels[row]} x {task}: results under {len(runs)} configs or data; showing {why} ({cfg}, v{version}), the newest among equals")
     return kept, notes
 
 

@@ -160,7 +160,7 @@ def test_seeds_under_different_settings_are_not_averaged(synthetic, capsys, tmp_
     # the newest configuration is shown, alone: its one seed is never averaged with the two of the other settings
     assert cell["n_seeds"] == 1 and cell["value"] == 1.0 and cell["run_ids"] == other["run_id"]
     assert statistics.fmean(r["metrics"]["top1_loc"] for r in mine) != 1.0
-    assert any("r50_cutmix x cub_loc: results under 2 configs or data; showing a complete run (other)" in n for t in doc["tables"] for n in t["footnotes"])
+    assert any("r50_cutmix x cub_loc: results under 2 configs or data; showing a complete run (other, v2)" in n for t in doc["tables"] for n in t["footnotes"])
 
 
 def test_a_limited_run_never_fills_a_table(synthetic, capsys, tmp_path):
@@ -287,3 +287,40 @@ def test_loss_curves_are_the_histories_the_records_keep():
                {"task": {"name": "imagenet_cls"}, "backbone": {"name": "a"}, "details": {"classes": 10}}]
     assert loss_curves(records) == {("cub_loc", "finetune/train_loss"): {"a": ([1, 2, 3], [2.0, 1.5, 1.25])},
                                     ("voc_det_ssd", "ssd/train/loss_history"): {"a": ([40.0, 80.0], [10.5, 7.25])}}
+
+
+def test_runs_of_another_task_version_are_not_averaged(synthetic, capsys, tmp_path):
+    folder, records = synthetic
+    r = next(x for x in records if x["task"]["name"] == "imagenet_fgsm" and x["backbone"]["name"] == "r50_cutmix")
+    older = dict(r, run_id=r["run_id"] + "v0", cell_key=r["cell_key"] + "v0", task={**r["task"], "version": "0"},
+                 metrics={k: 1.0 for k in r["metrics"]}, created_at="2026-12-01T00:00:00+00:00")
+    store = write_store(tmp_path / "versions", [older, r])
+    _, js, _ = _run(capsys, "report", "--results", store, "--table", "table_11", "--format", "json")
+    (cell,) = json.loads(js)["cells"]
+    assert cell["n_seeds"] == 1 and cell["value"] == r["metrics"]["fgsm_top1_acc"] and cell["run_ids"] == r["run_id"]
+
+
+def test_an_old_records_family_members_find_their_columns(synthetic, capsys, tmp_path):
+    """A schema-1 record names no metric family: today's declarations place msp_auroc@svhn in the per-set table."""
+    import sqlite3
+
+    folder, records = synthetic
+    r = next(r for r in records if r["task"]["name"] == "imagenet_ood" and r["backbone"]["name"] == "r50_cutmix")
+    old = {k: v for k, v in r.items() if k not in ("data", "schema_version")}
+    old["schema_version"] = 1
+    old["metric_meta"] = {m: {"higher_is_better": True, "unit": "%"} for m in r["metrics"]}
+    store = write_store(tmp_path / "old", [r])
+    db = sqlite3.connect(store / "bench.sqlite")
+    db.execute("UPDATE results SET record = ?", (json.dumps(old),))
+    db.commit()
+    db.close()
+    _, js, _ = _run(capsys, "report", "--results", store, "--table", "imagenet_ood_per_set", "--format", "json")
+    cells = {c["column"]: c for c in json.loads(js)["cells"]}
+    assert cells["svhn AUROC"]["value"] == r["metrics"]["msp_auroc@svhn"] and len(cells) == 9  # 3 sets x 3 metrics
+
+
+def test_a_figure_reads_whole_records_whatever_the_table_options(synthetic, capsys, tmp_path):
+    folder, _ = synthetic
+    code, out, err = _run(capsys, "report", "--results", folder, "--table", "all", "--figure", "ood", "--tasks", "imagenet_ood",
+                          "--backbones", "r50_*", "--output", tmp_path / "ood.png")
+    assert code == 2 and "has 'msp' scores" not in out and len(err.strip().splitlines()) == 1  # synthetic records keep no scores: one clear line

@@ -18,7 +18,7 @@ def register(sub: Any, command: Any) -> None:
         description="Tables of stored results. Without --table: one table, a column per stored metric. With --table: the paper's tables "
                     "(and bench's own) that the tasks declare, one row per backbone: the mean over seeds (± std, n), the published number "
                     "in [brackets], the difference to the baseline in (parentheses), the column's best in bold, 95% intervals over images "
-                    "(--ci; always in html, csv and json); with --format html and --data-root, the CAM grids too. Limited runs are left out (never in a --table table). "
+                    "(--ci; always in html, csv and json); with --format html and --data-root, the CAM grids too. Limited runs are left out unless --include-limited, and never fill a --table table. "
                     "--figure cam draws the CAMs of each backbone's fine-tuned WSOL classifier on the same images instead.",
         epilog="examples:\n  bench report --backbones 'r50_*'\n"
                "  bench report --list-tables\n"
@@ -39,7 +39,7 @@ def register(sub: Any, command: Any) -> None:
     p.add_argument("--baseline", help="the row every difference is to (default: per architecture, the card named *_baseline, when present)")
     p.add_argument("--format", default="md", help="md, latex, csv, json or html (one self-contained page; default --table all)")
     p.add_argument("--ci", action="store_true", help="95%% intervals over images in md and latex too")
-    p.add_argument("--output", help="also write the table to this file (atomically); with --figure, the PNG (default reports/figures/cam_<task>.png, robustness.png or ood.png)")
+    p.add_argument("--output", help="write the table to this file (atomically) instead of printing it; with --figure, the PNG (default reports/figures/cam_<task>.png, robustness.png or ood.png)")
     g = p.add_argument_group("figures")
     g.add_argument("--figure", choices=["cam", "robustness", "ood"], help="cam: a PNG grid, one row per backbone, CAM with predicted (green) and GT (red) boxes; "
                    "robustness: occlusion and in-between curves, error per corruption, reliability diagrams, from the stored records; "
@@ -70,8 +70,10 @@ def _report(args: argparse.Namespace, fmt: str, results: Path, store: Any) -> in
     from bench.report import build
     from bench.report.load import report_records
 
-    table = args.table or ("all" if fmt == "html" else None)
-    if args.list_tables or table is not None:  # the paper-style tables read only the fields they show
+    if args.table is not None and not args.table.strip():
+        raise BenchError("--table needs a name, a comma list or all", "see bench report --list-tables")
+    table = args.table or ("all" if fmt == "html" and not args.figure else None)
+    if (args.list_tables or table is not None) and not args.figure:  # the paper-style tables read only the fields they show
         from bench.report.load import tasks_of
 
         records = report_records(store, args.backbones, args.tasks, args.include_limited, None if args.list_tables else tasks_of(table))

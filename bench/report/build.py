@@ -131,7 +131,6 @@ def drilldowns(tables: list[model.Table], results: Path, full: Callable[[list[st
                 meta = mine[0]["metric_meta"].get(cell.metric) or {}
                 if (meta.get("stat") or {}).get("kind") != "proportion" or not all((r.get("artifacts") or {}).get("samples") for r in mine):
                     continue
-                done.add((row.label, base.label, cell.task))
                 from bench.checks.compare import drill  # scipy: only when there is something to drill into
                 from bench.stats.proportion import exact_mcnemar
 
@@ -139,12 +138,14 @@ def drilldowns(tables: list[model.Table], results: Path, full: Callable[[list[st
                     d = drill(full([r["run_id"] for r in mine]), results, row.backbone, base.backbone, cell.task, cell.metric, None)
                 except BenchError:
                     continue
+                done.add((row.label, base.label, cell.task))
                 items = [("right only for " + d.a, i) for i in d.only_a[:limit]] + [("right only for " + d.b, i) for i in d.only_b[:limit]]
                 keys = list(dict.fromkeys(k for _, i in items for k in i))
                 out.append({"title": f"{d.a} vs {d.b}: {d.task} {d.metric}",
                             "summary": f"{d.n} paired images; {len(d.only_a)} right only for {d.a}, {len(d.only_b)} right only for {d.b} "
                                        f"(exact McNemar p = {exact_mcnemar(len(d.only_a), len(d.only_b)):.3g}); the first {limit} of each",
-                            "headers": ["which"] + keys, "rows": [[w] + [i.get(k, "") for k in keys] for w, i in items]})
+                            "headers": ["which"] + keys, "rows": [[w] + [i.get(k, "") for k in keys] for w, i in items],
+                            "numeric": [False] + [all(isinstance(i.get(k), (int, float)) and not isinstance(i.get(k), bool) for _, i in items) for k in keys]})
     return out
 
 

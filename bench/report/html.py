@@ -53,7 +53,8 @@ def cell_html(cell: Cell, column: Column, backbone: str, escaped: tuple[str, str
         if cell.std is not None:
             body += f" ± {cell.std:.2f} <small>(n={cell.n_seeds})</small>"
     if cell.diff is not None:
-        body += f' <span class="diff {"pos" if (cell.diff > 0) == column.higher_is_better else "neg"}">({cell.diff:+.2f})</span>'
+        tone = "" if cell.diff == 0 else "pos" if (cell.diff > 0) == column.higher_is_better else "neg"
+        body += f' <span class="diff {tone}">({cell.diff:+.2f})</span>'
     if cell.published is not None:
         body += f' <span class="pub" data-published="{cell.published!r}">[{cell.published:.2f}]</span>'
     if cell.ci_low is not None:

@@ -128,6 +128,9 @@ def _placements(record: dict[str, Any]) -> list[tuple[str, str, str]]:
     for metric in record["metrics"]:
         meta = record["metric_meta"].get(metric) or {}
         spec_name = meta.get("name", metric)
+        if spec_name == metric:  # records older than schema 3 name no family: today's declaration does
+            found = catalog.spec_of(record["task"]["name"], metric)
+            spec_name = found[0] if found else metric
         for tag in catalog.tags(record["task"]["name"], spec_name, meta.get("tables") or []):
             title, label = catalog.split_tag(tag)
             out.append((title, _fill(label, spec_name, metric), metric))
@@ -263,7 +266,9 @@ def build(records: Sequence[dict[str, Any]], name: str, baseline: str | None = N
             for row in ordered:
                 if col.label in row.cells and row.cells[col.label].value == best:
                     row.cells[col.label].best = True
-    table_records = [r for hits in found.values() for r, _ in hits]
+    shown = {x for row in ordered for cell in row.cells.values() for x in cell.run_ids}
+    table_records = list({r["run_id"]: r for hits in found.values() for r, _ in hits if r["run_id"] in shown}.values())
+    tasks = [t for t in tasks if any(r["task"]["name"] == t for r in table_records)]
     tasks.sort(key=lambda t: catalog.position(t, "", ""))
     return Table(name, title, sorted(columns.values(), key=lambda c: c.position), ordered, _caption(title, tasks, table_records),
                  _footnotes(table_records, notes, tasks), tasks, table_records)

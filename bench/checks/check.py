@@ -85,6 +85,16 @@ class Groups:
     the same replicates. `wanted`: the (field, kind) pairs the task's metrics ask for."""
     wanted: set[tuple[str, str]]
     done: dict[tuple, dict[str, paired.Paired]] = field(default_factory=dict)
+    joins: dict[tuple, tuple] = field(default_factory=dict)  # the same rows joined on the same fields, for several metrics
+
+    def joined(self, task: Any, metric: str, pattern: str, stat: Any, new_rows: list[dict[str, Any]], ref_rows: list[dict[str, Any]],
+               who_new: str, who_ref: str) -> tuple:
+        """pairing.joined, once per rows, fields and filters (the metrics of one split share their join)."""
+        fields, filters = pairing.metric_fields(stat, pattern, metric, new_rows)
+        key = (id(new_rows), id(ref_rows), tuple(fields), tuple(filters))
+        if key not in self.joins:
+            self.joins[key] = pairing.joined(task, metric, pattern, stat, new_rows, ref_rows, who_new, who_ref)
+        return self.joins[key]
 
     @classmethod
     def of(cls, task: Any, metrics: Any) -> "Groups":
@@ -109,7 +119,7 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
             return groups.done[key][kind]
     if kind in ("auroc", "auroc_mean") or kind.startswith("ood"):  # positives: the in-distribution rows; negatives: the OOD set's (each set's, for a mean)
         def scores(st: Stat) -> tuple[np.ndarray, np.ndarray]:
-            _, a, r, _ = pairing.joined(task, metric, spec.name, st, new_rows, ref_rows, who_new, who_ref)
+            _, a, r, _ = (groups.joined if groups is not None else pairing.joined)(task, metric, spec.name, st, new_rows, ref_rows, who_new, who_ref)
             return np.array([v[0] for v in a], float), np.array([v[0] for v in r], float)
 
         in_a, in_b = scores(Stat("mean", stat.field, (("in_distribution", "1"),)))
@@ -128,7 +138,7 @@ def compare_metric(task: Any, metric: str, spec: Any, new_rows: list[dict[str, A
         kinds = {k: scale for k in (f"{prefix}:{m}" for m in replicates.OOD_RATES) if k == kind or (stat.field, k) in groups.wanted}
         groups.done[key] = paired.compare_bootstrap_many(paired.GROUPS[prefix](list(kinds)), data_a, data_b, sum(strata), kinds, b, seed, alpha, strata, units)
         return groups.done[key][kind]
-    _, a, r, _ = pairing.joined(task, metric, spec.name, stat, new_rows, ref_rows, who_new, who_ref)
+    _, a, r, _ = (groups.joined if groups is not None else pairing.joined)(task, metric, spec.name, stat, new_rows, ref_rows, who_new, who_ref)
     data_a, n = pairing.as_data(kind, a)
     data_b = data_a if new_rows is ref_rows else pairing.as_data(kind, r)[0]
     if kind == "relative_mce":  # each source image's clean error, from the clean split scored in the same run

@@ -192,21 +192,27 @@ def test_bad_input_is_one_line_and_writes_nothing(synthetic, capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fgsm", "file.txt"]
 
 
-def test_records_of_an_older_schema_fill_todays_tables(synthetic, capsys, tmp_path):
-    """A schema-1 record (no data fingerprint, no metric specs) read through bench.record.read_record:
-    its tables come from today's declarations, its direction from what it stored."""
+def _store_as_schema_1(r, folder):
+    """A store holding `r` as bench wrote records in schema 1: no data fingerprint, no metric specs."""
     import sqlite3
 
-    folder, records = synthetic
-    r = next(r for r in records if r["task"]["name"] == "imagenet_fgsm" and r["backbone"]["name"] == "r50_cutmix")
     old = {k: v for k, v in r.items() if k not in ("data", "schema_version")}
     old["schema_version"] = 1
     old["metric_meta"] = {m: {"higher_is_better": True, "unit": "%"} for m in r["metrics"]}
-    store = write_store(tmp_path / "old", [r])
+    store = write_store(folder, [r])
     db = sqlite3.connect(store / "bench.sqlite")
     db.execute("UPDATE results SET record = ?", (json.dumps(old),))
     db.commit()
     db.close()
+    return store
+
+
+def test_records_of_an_older_schema_fill_todays_tables(synthetic, capsys, tmp_path):
+    """A schema-1 record (no data fingerprint, no metric specs) read through bench.record.read_record:
+    its tables come from today's declarations, its direction from what it stored."""
+    folder, records = synthetic
+    r = next(r for r in records if r["task"]["name"] == "imagenet_fgsm" and r["backbone"]["name"] == "r50_cutmix")
+    store = _store_as_schema_1(r, tmp_path / "old")
     _, js, _ = _run(capsys, "report", "--results", store, "--table", "table_11", "--format", "json")
     (cell,) = json.loads(js)["cells"]
     assert cell["value"] == r["metrics"]["fgsm_top1_acc"] and cell["published"] == 31.0
@@ -302,18 +308,9 @@ def test_runs_of_another_task_version_are_not_averaged(synthetic, capsys, tmp_pa
 
 def test_an_old_records_family_members_find_their_columns(synthetic, capsys, tmp_path):
     """A schema-1 record names no metric family: today's declarations place msp_auroc@svhn in the per-set table."""
-    import sqlite3
-
     folder, records = synthetic
     r = next(r for r in records if r["task"]["name"] == "imagenet_ood" and r["backbone"]["name"] == "r50_cutmix")
-    old = {k: v for k, v in r.items() if k not in ("data", "schema_version")}
-    old["schema_version"] = 1
-    old["metric_meta"] = {m: {"higher_is_better": True, "unit": "%"} for m in r["metrics"]}
-    store = write_store(tmp_path / "old", [r])
-    db = sqlite3.connect(store / "bench.sqlite")
-    db.execute("UPDATE results SET record = ?", (json.dumps(old),))
-    db.commit()
-    db.close()
+    store = _store_as_schema_1(r, tmp_path / "old")
     _, js, _ = _run(capsys, "report", "--results", store, "--table", "imagenet_ood_per_set", "--format", "json")
     cells = {c["column"]: c for c in json.loads(js)["cells"]}
     assert cells["svhn AUROC"]["value"] == r["metrics"]["msp_auroc@svhn"] and len(cells) == 9  # 3 sets x 3 metrics

@@ -47,6 +47,7 @@ class Weights:
     sha256: str | None = None  # full digest, or a prefix (torchvision file names carry one)
     format: str = "auto"
     made_by: str | None = None  # the bench command that writes the file, for weights with no URL
+    unused: tuple[str, ...] = ()  # key prefixes of the file the architecture does not have on purpose (VGG's classifier for VGG-GAP)
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,13 @@ class BackboneCard:
     num_classes: int = 1000
     weights: Weights = field(default_factory=Weights)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
-    head: tuple[str, ...] = ("fc",)  # parameter prefixes a task that replaces the classifier may drop
-    cam_layer: str = "layer4"
-    feature_layers: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
+    # the parts a task reaches (bench/backbones/view.py); empty: derived from the model
+    head: tuple[str, ...] = ()  # the Linear classifier first, then other layers new to a task; only these may be missing or different, for tasks that replace the classifier
+    cam_layer: str | None = None  # the map the classifier pools (a ViT: the module giving its normalised tokens)
+    cam_norm: str | None = None  # a LayerNorm between the pooling and the classifier, folded into the CAM weights ('' for none)
+    cam_tokens: int | None = None  # a token model: the number of class / distillation tokens before the patch tokens
+    feature_layers: tuple[str, ...] = ()  # the multi-scale stages, in order
+    arch_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the architecture's builder (timm.create_model's img_size, ...)
     aliases: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
     card_file: str | None = None
@@ -75,7 +80,8 @@ class BackboneCard:
 
 # Architectures bench builds itself (name -> builder), and what a checkpoint file of one of them
 # gets when no card says otherwise: a CIFAR model's classes, 32-pixel input and CIFAR statistics.
-BENCH_ARCHS = {"pyramidnet200": "bench.backbones.pyramidnet:pyramidnet200"}
+BENCH_ARCHS = {"pyramidnet200": "bench.backbones.pyramidnet:pyramidnet200", "vgg16_gap": "bench.backbones.wsol_nets:vgg16_gap",
+               "inception_v3_cam": "bench.backbones.wsol_nets:inception_v3_cam"}
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "pyramidnet200": {"num_classes": 100, "preprocessing": Preprocessing(resize=32, crop=32, mean=CIFAR_MEAN, std=CIFAR_STD),
                       "cam_layer": "relu_final", "feature_layers": ("layer1", "layer2", "layer3")},
@@ -131,7 +137,9 @@ def parse_card(data: Any, path: str) -> BackboneCard:
     w = dict(data.get("weights") or {})
     bad = sorted(set(w) - set(Weights.__dataclass_fields__))
     if bad:
-        raise BenchError(f"card {path}: unknown weights field(s) {', '.join(bad)}", "use url, file, sha256, format, made_by")
+        raise BenchError(f"card {path}: unknown weights field(s) {', '.join(bad)}", "use url, file, sha256, format, made_by, unused")
+    if "unused" in w:
+        w["unused"] = _tuple(w["unused"], "weights.unused", path)
     weights = Weights(**w)
     if weights.format not in FORMATS:
         raise BenchError(f"card {path}: weights.format '{weights.format}' is not one of {', '.join(FORMATS)}", "fix the YAML")
@@ -149,6 +157,14 @@ def parse_card(data: Any, path: str) -> BackboneCard:
     for key in ("head", "feature_layers", "aliases"):
         if key in data:
             fields[key] = _tuple(data[key], key, path)
+    for key in ("cam_layer", "cam_norm"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise BenchError(f"card {path}: '{key}' must be a module name", "fix the YAML")
+    if data.get("cam_tokens") is not None and (isinstance(data["cam_tokens"], bool) or not isinstance(data["cam_tokens"], int) or data["cam_tokens"] < 0):
+        raise BenchError(f"card {path}: 'cam_tokens' must be the number of prefix tokens (0 or more)", "fix the YAML")
+    if not isinstance(data.get("arch_args") or {}, dict):
+        raise BenchError(f"card {path}: 'arch_args' must be a mapping of the builder's keyword arguments", "fix the YAML")
+    fields["arch_args"] = dict(data.get("arch_args") or {})
     return BackboneCard(**fields)
 
 
@@ -350,7 +366,7 @@ def timm_card(name: str) -> BackboneCard:
     except Exception:  # timm raises several types for unknown names
         cfg = None
     if cfg is None:
-        raise BenchError(f"timm has no pretrained model '{name}'", "see timm.list_pretrained()")
+        raise unknown_name("timm pretrained model", name, timm.list_pretrained(), "see timm.list_pretrained(); a model without weights: --backbone FILE --arch timm:NAME")
     cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     # timm's resolve_data_config default (use_test_size=False): input_size and crop_pct
     crop = int(cfg["input_size"][-1])

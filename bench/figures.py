@@ -70,9 +70,10 @@ def _localizer(record: dict[str, Any], task: Any, num_classes: int) -> Any:
         backbone = load_backbone(card, replace_head=True)
     else:
         backbone = load_backbone_from(card, path, record["backbone"]["sha256"], None, replace_head=True)
-    model, _ = task.build(backbone, record["task"]["config"], record["seed"], num_classes)
-    model.load_state_dict(torch.load(stage, map_location="cpu", weights_only=True)["model"])
-    return model.eval(), card
+    view, _ = task.build(backbone, record["task"]["config"], record["seed"], num_classes)
+    view.model.load_state_dict(torch.load(stage, map_location="cpu", weights_only=True)["model"])
+    view.model.eval()
+    return view, card
 
 
 def cam_figure(records: list[dict[str, Any]], data: Any, output: Path, images: int = 6, device: str = "cpu") -> Path:
@@ -103,9 +104,9 @@ def cam_figure(records: list[dict[str, Any]], data: Any, output: Path, images: i
     fig, axes = plt.subplots(len(chosen), len(picks), figsize=(2.2 * len(picks), 2.4 * len(chosen)), squeeze=False)
     for row, (name, record) in enumerate(chosen.items()):
         cfg = record["task"]["config"]
-        model, card = _localizer(record, task, len(split.classes))
-        model = model.to(device)
-        cams = CamComputer(model, card.cam_layer, card.head[0], "cam" if cfg["cam_method"] == "cam" else cfg["cam_method"])
+        view, card = _localizer(record, task, len(split.classes))
+        view.model.to(device)
+        cams = CamComputer.for_view(view, cfg["cam_method"])
         prepare, transform = Normalizer(card.preprocessing, device), eval_transform(cfg["resize"], cfg["crop"])
         try:
             for col, i in enumerate(picks):

@@ -50,7 +50,8 @@ def wsol_settings(splits: tuple[str, ...]) -> dict[str, Setting]:
         "weight_decay": Setting("float", "SGD weight decay", lo=0),
         "resize": Setting("int", "square resize before the crop (training and paper evaluation)", lo=1),
         "crop": Setting("int", "crop size: random when training, center for the paper protocol (at most resize)", lo=1),
-        "layer4_stride": Setting("int", "stride of layer4: 1 doubles the CAM's resolution (the paper's), 2 keeps the trained network", choices=(1, 2)),
+        "layer4_stride": Setting("int", "stride of the last stage (layer4 on a ResNet): 1 doubles the CAM's resolution (the paper's), 2 keeps the trained network; "
+                                        "recorded as not applicable where the family cannot (ConvNeXt, ViT, VGG-GAP)", choices=(1, 2)),
         "cam_method": Setting("str", "how score maps are made: cam (the paper's) or a grad-cam method", choices=CAM_METHODS),
         "finetune_recipe": Setting("str", "paper: the head at lr_head; wsolevaluation: layer4 and the head at lr_head, Nesterov", choices=RECIPES),
         "cam_threshold": Setting("float", "paper protocol: CAM threshold as a fraction of its maximum", lo=0, hi=1, hi_open=True),
@@ -204,17 +205,18 @@ class Localization(Task):
         return list(config["protocols"]), list(config["ious"]), ft
 
     @staticmethod
-    def build(backbone: Any, config: dict[str, Any], seed: int, num_classes: int) -> tuple[nn.Module, list[str]]:
-        """The backbone with the CAM layer's stride set and a new classifier for the dataset's
-        classes, through the backbone view (which refuses a head CAM cannot be read from)."""
+    def build(backbone: Any, config: dict[str, Any], seed: int, num_classes: int) -> tuple[Any, dict[str, Any]]:
+        """The backbone adapter over the model with the last stage's stride set (where the family
+        allows it) and a new classifier for the dataset's classes; the adapter refuses a head CAM
+        cannot be read from. Returns (adapter, what was done: strided modules changed, how)."""
         from bench.backbones.view import BackboneView
 
         view = BackboneView(backbone.model, backbone.card)
         view.head()
         view.check_cam()
-        changed = view.set_stride(view.cam_layer_name, 1) if config["layer4_stride"] == 1 else []
+        changed, how = view.set_final_stride(1) if config["layer4_stride"] == 1 else ([], "kept (layer4_stride=2)")
         view.replace_head(num_classes, seed)
-        return view.model, changed
+        return view, {"strided_convs_changed": changed, "final_stride": how}
 
     def plan(self, ctx: RunContext) -> Plan:
         from bench.data.images import ImageList, Normalizer
@@ -224,7 +226,8 @@ class Localization(Task):
         protocols, ious, ft = self._settings(ctx.config)
         cfg, card = ctx.config, ctx.backbone.card
         split = self.read(ctx.data, cfg["split"])
-        model, changed = self.build(ctx.backbone, cfg, ctx.seed, len(split.classes))
+        view, built = self.build(ctx.backbone, cfg, ctx.seed, len(split.classes))
+        model = view.model
         prepare = Normalizer(card.preprocessing, ctx.device)
         # the number of processes changes training (BatchNorm statistics are per process, and up to
         # world_size - 1 samples sit out each epoch): it keys the stage, except for one process
@@ -235,11 +238,11 @@ class Localization(Task):
         stage = ctx.stage_dir("finetune", train_settings)
         train = self.read_train(ctx.data)
         recipe = cfg["finetune_recipe"]
-        fast = (card.head[0],) if recipe == "paper" else (card.cam_layer, card.head[0])
-        info = finetune(model, card.head[0], ImageList(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
+        fast = view.fast_modules(recipe)
+        info = finetune(model, view.head_name, ImageList(train.images, train.targets, train_transform(cfg["resize"], cfg["crop"])), ft, stage,
                         ctx.device, prepare, ctx.seed, ctx.workers, ctx.progress, ctx.rank, ctx.world_size, recipe, fast, log=ctx.log)
         model = model.to(ctx.device).eval()
-        cams = CamComputer(model, card.cam_layer, card.head[0], cfg["cam_method"])  # the names the view checked in build()
+        cams = CamComputer.for_view(view, cfg["cam_method"])  # the parts the adapter checked in build()
         grad = cfg["cam_method"] != "cam"  # the Grad-CAM family needs autograd
         splits = []
         if "paper" in protocols:
@@ -251,7 +254,7 @@ class Localization(Task):
             splits.append(Split("wsoleval", SizedImages(split.images, split.targets, eval_transform(cfg["wsoleval_size"], None)),
                                 WsolEvalEvaluator(split, size, float(cfg["interval"]), ious),
                                 forward=lambda b, size=size: cams(prepare(b[0]), [b[1]], size), model=model, grad=grad))
-        details = {"finetune": info, "strided_convs_changed": changed, "classes": len(split.classes), "protocols": protocols}
+        details = {"finetune": info, **built, "classes": len(split.classes), "protocols": protocols, "backbone_parts": view.describe()}
         return Plan(splits, details, cleanup=[cams.close])
 
 

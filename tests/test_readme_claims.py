@@ -19,14 +19,16 @@ from conftest import save_cutmix_format
 
 def test_layer4_stride_1_gives_a_14x14_cam_on_resnet50():
     from bench.cam import CamExtractor
+    from bench.cards import BackboneCard
     from tasks.localization import Localization
 
     x = torch.randn(1, 3, 224, 224)
     for stride, side, changed in ((1, 14, ["0.conv2", "0.downsample.0"]), (2, 7, [])):
-        card = SimpleNamespace(name="r50", head=("fc",), cam_layer="layer4")
+        card = BackboneCard(name="r50", arch="resnet50", head=("fc",), cam_layer="layer4")
         net = torchvision.models.resnet50(weights=None).eval()
-        model, strided = Localization.build(SimpleNamespace(card=card, model=net), {"layer4_stride": stride}, 0, 200)
-        assert strided == changed and model.fc.out_features == 200
+        view, built = Localization.build(SimpleNamespace(card=card, model=net), {"layer4_stride": stride}, 0, 200)
+        model = view.model
+        assert built["strided_convs_changed"] == changed and model.fc.out_features == 200
         extractor = CamExtractor(model.eval(), "layer4", "fc")
         with torch.no_grad():
             extractor(x)

@@ -86,7 +86,8 @@ def test_feature_layers_come_from_the_card():
     view.check_cam()
     assert isinstance(view.staged().maxpool, nn.Identity)  # no maxpool in this stem
     with pytest.raises(BenchError, match="has no module 'layer1' \\(the card's feature_layers\\)"):
-        _view(Renamed()).stages()
+        _view(Renamed(), feature_layers=("layer1", "s2")).stages()
+    assert _view(Renamed()).parts.stages == ("s2", "s4")  # derived when the card names none: the last module of each stride (4, 8)
 
 
 def test_a_head_cam_cannot_read_is_refused():
@@ -96,7 +97,8 @@ def test_a_head_cam_cannot_read_is_refused():
     timm = pytest.importorskip("timm")
     convnext = timm.create_model("convnext_atto", pretrained=False, num_classes=5)
     with pytest.raises(BenchError, match="CAM needs global average pooling of 'stages' straight into the linear classifier 'head.fc'"):
-        _view(convnext, head=("head.fc",), cam_layer="stages").check_cam()
+        _view(convnext, head=("head.fc",), cam_layer="stages", cam_norm="").check_cam()  # the card says there is no norm: refused
+    _view(convnext, head=("head.fc",), cam_layer="stages").check_cam()  # derived: head.norm, folded into the weights
 
 
 def test_wsol_refuses_a_norm_head_in_one_line(run_bench, tmp_path):

@@ -35,6 +35,7 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)  # head keys the task replaces
     replaced: list[str] = field(default_factory=list)  # head parameters re-initialised by the task
     filled: list[str] = field(default_factory=list)  # tolerated buffers not in the file
+    dropped: list[str] = field(default_factory=list)  # file keys under the card's weights.unused
     stripped_prefix: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -51,11 +52,12 @@ class LoadedBackbone:
     report: LoadReport
 
 
-def build_model(arch: str, num_classes: int, pretrained_timm: bool = False) -> Any:
-    """An uninitialised model of the card's architecture."""
+def build_model(arch: str, num_classes: int, pretrained_timm: bool = False, arch_args: dict[str, Any] | None = None) -> Any:
+    """An uninitialised model of the card's architecture; `arch_args` go to its builder."""
     from bench.cards import BENCH_ARCHS
 
     arch = BENCH_ARCHS.get(arch, arch)
+    kwargs = dict(arch_args or {})
     if arch.startswith("timm:"):
         try:
             import timm
@@ -66,11 +68,15 @@ def build_model(arch: str, num_classes: int, pretrained_timm: bool = False) -> A
             if pretrained_timm:
                 from bench.backbones.timm_weights import create_pretrained
 
-                return create_pretrained(name, num_classes)
-            return timm.create_model(name, pretrained=False, num_classes=num_classes)
+                return create_pretrained(name, num_classes, kwargs)
+            return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+        except TypeError as exc:
+            raise BenchError(f"timm model '{name}' does not take the card's arch_args ({exc})", "fix arch_args in the card") from None
         except RuntimeError as exc:
             if "Unknown model" in str(exc):
-                raise BenchError(f"timm has no model '{name}'", "see timm.list_models()") from None
+                from bench.registry import unknown_name
+
+                raise unknown_name("timm model", name, timm.list_models(), "see timm.list_models()") from None
             raise BenchError(f"cannot fetch timm weights for '{name}' ({str(exc).splitlines()[0]})", "check the network, or pass a local file with --arch") from None
         except OSError as exc:
             raise BenchError(f"cannot fetch timm weights for '{name}' ({exc})", "check the network or HF_HUB_CACHE, or pass a local file with --arch") from None
@@ -80,12 +86,18 @@ def build_model(arch: str, num_classes: int, pretrained_timm: bool = False) -> A
             factory = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):
             raise BenchError(f"cannot import architecture {arch}", "use torchvision names, timm:NAME, or module:callable") from None
-        return factory(num_classes=num_classes)
+        try:
+            return factory(num_classes=num_classes, **kwargs)
+        except TypeError as exc:
+            raise BenchError(f"architecture {arch} does not take the card's arch_args ({exc})", "fix arch_args in the card") from None
     from torchvision import models
 
     if arch not in models.list_models():
-        raise unknown_name("architecture", arch, models.list_models() + sorted(BENCH_ARCHS), "use a torchvision model name, bench's own (pyramidnet200), timm:NAME or module:callable")
-    return models.get_model(arch, weights=None, num_classes=num_classes)
+        raise unknown_name("architecture", arch, models.list_models() + sorted(BENCH_ARCHS), "use a torchvision model name, bench's own (pyramidnet200, vgg16_gap, inception_v3_cam), timm:NAME or module:callable")
+    try:
+        return models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"torchvision's {arch} does not take the card's arch_args ({exc})", "fix arch_args in the card") from None
 
 
 def _is_head(key: str, head: tuple[str, ...]) -> bool:
@@ -119,15 +131,31 @@ def _listing(keys: list[str], limit: int = 4) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+def head_of(model: Any, card: BackboneCard) -> BackboneCard:
+    """The card with its head prefixes: its own, or those the backbone adapter derives from the model."""
+    if card.head:
+        return card
+    from dataclasses import replace
+
+    from bench.backbones.parts import derive_head
+
+    return replace(card, head=derive_head(model, card)[0])
+
+
 def strict_load(model: Any, ckpt: Checkpoint, card: BackboneCard, replace_head: bool, source: str) -> LoadReport:
-    """Load every backbone weight or raise; head keys may differ only when the task replaces the head."""
+    """Load every backbone weight or raise; head keys may differ only when the task replaces the
+    head; file keys under the card's weights.unused are left out on purpose (and reported)."""
+    card = head_of(model, card)
     sd = ckpt.state_dict
+    dropped = sorted(k for k in sd if _is_head(k, card.weights.unused))
+    if dropped:
+        sd = {k: v for k, v in sd.items() if k not in set(dropped)}
     target = _shapes(model.state_dict())
     given = _shapes(sd)
     missing = sorted(k for k in target if k not in given)
     unexpected = sorted(k for k in given if k not in target)
     mismatched = sorted(k for k in target if k in given and target[k] != given[k])
-    report = LoadReport(format=ckpt.format, stripped_prefix=ckpt.stripped_prefix, meta=ckpt.meta)
+    report = LoadReport(format=ckpt.format, stripped_prefix=ckpt.stripped_prefix, meta=ckpt.meta, dropped=dropped)
     report.filled = [k for k in missing if k.endswith(TOLERATED_MISSING)]
     missing = [k for k in missing if k not in report.filled]
     if replace_head:
@@ -185,7 +213,7 @@ def weights_identity(card: BackboneCard, progress: bool = True) -> tuple[str | N
     weights come without a file we control, so they are identified by a digest of the tensors.
     """
     if card.weights.format == "timm":
-        model = build_model(card.arch, card.num_classes, pretrained_timm=True)
+        model = build_model(card.arch, card.num_classes, pretrained_timm=True, arch_args=card.arch_args)
         return None, state_dict_digest(model.state_dict()), model
     path = weights_path(card, progress)
     return str(path), verify_sha256(path, card.weights.sha256), None
@@ -196,10 +224,10 @@ def load_backbone_from(card: BackboneCard, path: str | None, sha256: str, preloa
     if preloaded is not None:
         report = LoadReport(format=card.weights.format)
         if replace_head:
-            report.replaced = sorted(k for k in preloaded.state_dict() if _is_head(k, card.head))
+            report.replaced = sorted(k for k in preloaded.state_dict() if _is_head(k, head_of(preloaded, card).head))
         return LoadedBackbone(card, preloaded.eval(), sha256, None, report)
     ckpt = read_checkpoint(Path(path), trust)
-    model = build_model(card.arch, card.num_classes)
+    model = build_model(card.arch, card.num_classes, arch_args=card.arch_args)
     try:
         report = strict_load(model, ckpt, card, replace_head, str(path))
     except BenchError as exc:

@@ -64,7 +64,7 @@ def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
         return False
 
 
-def create_pretrained(name: str, num_classes: int) -> Any:
+def create_pretrained(name: str, num_classes: int, kwargs: dict[str, Any] | None = None) -> Any:
     """timm.create_model(name, pretrained=True), from the cache when it can, failing in one line
     (and seconds) when the weights are neither cached nor reachable."""
     import timm
@@ -73,10 +73,10 @@ def create_pretrained(name: str, num_classes: int) -> Any:
     cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
     local = cached_file(cfg)
     if local is not None:
-        return timm.create_model(name, pretrained=True, num_classes=num_classes, pretrained_cfg_overlay={"file": str(local)})
+        return timm.create_model(name, pretrained=True, num_classes=num_classes, pretrained_cfg_overlay={"file": str(local)}, **(kwargs or {}))
     host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
     if offline() or not reachable(host):
         why = "HF_HUB_OFFLINE is set" if offline() else f"{host} cannot be reached"
         raise BenchError(f"timm weights for '{name}' are not in the cache ({hub_cache()}) and {why}",
                          "fetch them once where the network is up (they are cached), or pass a local file: --backbone FILE --arch timm:" + name)
-    return timm.create_model(name, pretrained=True, num_classes=num_classes)
+    return timm.create_model(name, pretrained=True, num_classes=num_classes, **(kwargs or {}))

@@ -83,7 +83,7 @@ def _common_settings() -> dict[str, Setting]:
 def _frcnn_settings() -> dict[str, Setting]:
     return {
         **_common_settings(),
-        "design": Setting("str", "c4 (the paper's: conv1..layer3 features, layer4 as the box head) or fpn", choices=("c4", "fpn")),
+        "design": Setting("str", "c4 (the paper's, ResNets only: conv1..layer3 features, layer4 as the box head) or fpn (any backbone; a plain ViT: the simple feature pyramid)", choices=("c4", "fpn")),
         "min_size": Setting("int", "shorter image side at input", lo=1),
         "max_size": Setting("int", "longer image side at most", lo=1),
         "anchor_sizes": Setting("ints", "RPN anchor sizes in input pixels", lo=1, nonempty=True),
@@ -252,15 +252,16 @@ class VocDetection(Task):
         for kind, cfg in self._configs(ctx.config).items():
             train = splits(tuple(tuple(s) for s in cfg["train_sets"]))
             test = splits((tuple(cfg["test_set"]),))
-            model, info = self._trained(ctx, kind, cfg, train)
+            model, info, built = self._trained(ctx, kind, cfg, train)
             plan.details[kind] = {"train": info, "train_set": train.name, "test_set": test.name}
+            plan.details.setdefault("backbone", {})[kind] = built  # the adapter's parts, maps, frozen modules and norm layers
             plan.splits.append(Split(kind, VocEvalSet(test.images), VocEvaluator(kind, test), forward=lambda batch, model=model: model([img for img, _ in batch]),
                                      model=model, collate=_as_list, prefix="" if len(self.kinds) == 1 else f"{kind}_", details_key=kind))
         return plan
 
-    def _trained(self, ctx: RunContext, kind: str, cfg: dict[str, Any], train: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    def _trained(self, ctx: RunContext, kind: str, cfg: dict[str, Any], train: Any) -> tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]:
         from bench.data.voc import CLASSES
-        from bench.detection.models import build_detector
+        from bench.detection.models import build_detector, build_on_adapter
         from bench.detection.train import Schedule, train_detector
 
         import copy
@@ -268,12 +269,17 @@ class VocDetection(Task):
         from bench.backbones.view import BackboneView
 
         card = ctx.backbone.card
-        # a copy (voc_det builds two detectors on the same loaded backbone), seen as its stem and the card's four stages
-        net = BackboneView(copy.deepcopy(ctx.backbone.model), card).staged()
-        try:
-            model = build_detector(kind, net, len(CLASSES), card.preprocessing.mean, card.preprocessing.std, cfg)
-        except (ValueError, AttributeError) as exc:
-            raise BenchError(f"cannot build the {kind} detector on {card.name}: {exc}", "detection needs a ResNet-style backbone (conv1, bn1, layer1..layer4)") from None
+        # a copy (voc_det builds two detectors on the same loaded backbone), seen through the backbone adapter
+        view = BackboneView(copy.deepcopy(ctx.backbone.model), card)
+        if view.parts.family == "resnet":  # the paper's paths: C4 (or FPN) and SSD on the stem and layer1..layer4
+            net = view.staged()
+            try:
+                model = build_detector(kind, net, len(CLASSES), card.preprocessing.mean, card.preprocessing.std, cfg)
+            except (ValueError, AttributeError) as exc:
+                raise BenchError(f"cannot build the {kind} detector on {card.name}: {exc}", "check the card's feature_layers (four ResNet stages)") from None
+            built = {"family": "resnet"}
+        else:
+            model, built = build_on_adapter(kind, view, len(CLASSES), card.preprocessing.mean, card.preprocessing.std, cfg)
         sched = Schedule(int(cfg["iterations"]), int(cfg["batch_size"]), float(cfg["lr"]), tuple(int(s) for s in cfg["steps"]), 0.1, float(cfg["momentum"]),
                          float(cfg["weight_decay"]), int(cfg["warmup_iters"]), 0.001, int(cfg["checkpoint_every"]), bool(cfg["bias_weight_decay"]))
         # what the detector's training depends on; the same for voc_det's and voc_det_<kind>'s configs
@@ -284,7 +290,7 @@ class VocDetection(Task):
         stage = ctx.stage_dir(kind, {"task_family": "voc_det", "version": self.version, "train": train.name, **settings}, family="voc_det")
         info = train_detector(model, VocTrainSet(train.images, kind, bool(cfg["train_difficult"])), sched, stage, ctx.device, ctx.seed, ctx.workers,
                               ctx.progress, ctx.rank, ctx.world_size, amp=bool(cfg["amp"]), log=ctx.log)
-        return model.to(ctx.device).eval(), info
+        return model.to(ctx.device).eval(), info, {**built, "parts": view.describe()}
 
 
 def _as_list(batch: list[Any]) -> list[Any]:

@@ -289,11 +289,18 @@ class BackboneView:
         bounds = [found.calls[n].order for n in self.parts.stages]
         groups: list[list[str]] = [[] for _ in range(len(bounds) + 1)]
         first = self.parts.stages[0]
+        # a first stage that is one layer without weights (VGG's ReLU after conv3_3) spans the
+        # modules that run at its stride; otherwise its own modules
+        by_stride = not any(True for _ in self.modules[first].parameters())
+        first_stride = found.stride(found.calls[first].out_shape) or 0
         for call in order:
             if call.order > bounds[-1]:
                 continue  # the head and what runs after the last stage
             k = next(i for i, b in enumerate(bounds) if call.order <= b)
-            inside_first = call.name == first or call.name.startswith(first + ".")
+            if by_stride:
+                inside_first = (found.stride(call.out_shape) or 0) >= first_stride
+            else:
+                inside_first = call.name == first or call.name.startswith(first + ".")
             groups[k + 1 if (k > 0 or inside_first) else 0].append(call.name)
         return groups
 

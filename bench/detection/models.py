@@ -199,16 +199,19 @@ class SSDBackbone(nn.Module):
     'ssd_pytorch' as ssd.pytorch's SSD300: stride 2 down to 5x5, then valid 3x3 convs (5 -> 3 -> 1).
     l2norm_scale: ssd.pytorch's L2Norm(scale) on the first source (its conv4_3); None for none."""
 
-    def __init__(self, net: nn.Module, size: int, extras: str = "strided", l2norm_scale: float | None = None):
+    def __init__(self, net: nn.Module | None, size: int, extras: str = "strided", l2norm_scale: float | None = None, sources: nn.Module | None = None):
+        """`net`: a ResNet-style network (layer2 and layer3 are the sources); or `sources`, any
+        module giving the stride-8 and stride-16 maps as '0' and '1' (bench/detection/bodies.py)."""
         super().__init__()
         if extras not in EXTRAS:
             raise ValueError(f"unknown extras '{extras}' ({' or '.join(EXTRAS)})")
         strided_down_to = 3 if extras == "strided" else 5
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
-        self.layer2, self.layer3 = net.layer2, net.layer3
+        self.sources = sources
+        if sources is None:
+            self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
+            self.layer2, self.layer3 = net.layer2, net.layer3
         with torch.no_grad():
-            c2 = self.layer2(self.stem(torch.zeros(1, 3, size, size)))
-            c3 = self.layer3(c2)
+            c2, c3 = self._sources(torch.zeros(1, 3, size, size, device=next(self.parameters()).device))
         channels, side = int(c3.shape[1]), int(c3.shape[-1])
         extras, self.out_channels = [], [int(c2.shape[1]), channels]
         self.l2norm = L2Norm(int(c2.shape[1]), l2norm_scale) if l2norm_scale else None
@@ -229,9 +232,16 @@ class SSDBackbone(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def _sources(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.sources is not None:
+            maps = self.sources(x)
+            return maps["0"], maps["1"]
         c2 = self.layer2(self.stem(x))
-        maps = [self.l2norm(c2) if self.l2norm is not None else c2, self.layer3(c2)]
+        return c2, self.layer3(c2)
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        c2, c3 = self._sources(x)
+        maps = [self.l2norm(c2) if self.l2norm is not None else c2, c3]
         for block in self.extras:
             maps.append(block(maps[-1]))
         return OrderedDict((str(i), m) for i, m in enumerate(maps))
@@ -281,3 +291,92 @@ def build_detector(kind: str, net: nn.Module, num_classes: int, mean: list[float
                    config.get("extras", "strided"), config.get("l2norm_scale"), int(config.get("topk_candidates", 400)),
                    int(config.get("detections_per_img", 200)))
     raise ValueError(f"unknown detector '{kind}'")
+
+
+def freeze_norms(net: nn.Module) -> nn.Module:
+    """BatchNorm frozen with the checkpoint's statistics (timm's BatchNormAct2d keeps its activation
+    through timm's own converter); LayerNorm and GroupNorm stay trainable."""
+    if any(type(m).__module__.startswith("timm.") for m in net.modules()):
+        from timm.layers import freeze_batch_norm_2d
+
+        return freeze_batch_norm_2d(net)
+    return freeze_batchnorm(net)
+
+
+def build_on_adapter(kind: str, view: Any, num_classes: int, mean: list[float], std: list[float], config: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """The detector `kind` on any backbone through its adapter (the ResNet paths are `build_detector`):
+    Faster R-CNN with an FPN over the stages (a ViT: the simple feature pyramid), SSD on the
+    stride-8 and stride-16 maps. Returns (detector, what the record keeps: stages, frozen modules, norms)."""
+    from bench.detection.bodies import SimpleFeaturePyramid, StageMaps, VitMap, WithFPN, norm_layers
+    from bench.errors import BenchError
+
+    card, parts = view.card, view.parts
+    if kind == "frcnn" and config["design"] == "c4":
+        raise BenchError(f"Faster R-CNN C4 runs layer4 of a ResNet as its box head, and {card.name} is a {parts.family.upper() if parts.family == 'vit' else 'non-ResNet'} backbone",
+                         "--set design=fpn (voc_det: --set frcnn.design=fpn)")
+    model = view.model
+    specs = view.feature_specs() if parts.family != "vit" else []
+    frozen = view.freeze(int(config["frozen_stages"]))
+    # what runs after the last stage (pooling, head) gets no gradient: it never runs
+    unused = [n for n in parts.head + ((parts.cam_norm,) if parts.cam_norm else ())] if parts.family == "vit" else \
+        [n for n, _ in model.named_modules() if n not in {m for g in view.stage_groups() for m in g}]
+    for name in unused:
+        for p in model.get_submodule(name).parameters(recurse=parts.family == "vit"):
+            p.requires_grad_(False)
+    if config.get("freeze_bn", True):
+        model = freeze_norms(model)
+        view.model = model
+    if parts.family == "vit":
+        vit = VitMap(model)
+        strides = (4, 8, 16, 32) if kind == "frcnn" else (8, 16)
+        body = SimpleFeaturePyramid(vit, 256, strides, pool=kind == "frcnn")
+        channels, used = body.out_channels_list, [f"{parts.stages[-1]} (simple feature pyramid at strides {', '.join(map(str, strides))})"]
+    else:
+        if kind == "ssd":
+            by_stride = {s.stride: s for s in specs}
+            if 8 not in by_stride or 16 not in by_stride:
+                raise BenchError(f"SSD takes the stride-8 and stride-16 maps, and {card.name}'s stages are at strides {', '.join(str(s.stride) for s in specs)}",
+                                 "list modules at strides 8 and 16 in the card's feature_layers")
+            specs = [by_stride[8], by_stride[16]]
+        elif len(specs) < 2:
+            raise BenchError(f"an FPN needs at least two stages, and {card.name} has {len(specs)} ({', '.join(s.name for s in specs)})", "list its stages in the card's feature_layers")
+        body = StageMaps(model, tuple(s.name for s in specs), [s.channels for s in specs], [s.stride for s in specs])
+        channels, used = [s.channels for s in specs], [f"{s.name} (stride {s.stride}, {s.channels} channels)" for s in specs]
+    if kind == "frcnn":
+        from torchvision.models.detection import FasterRCNN
+        from torchvision.models.detection.rpn import AnchorGenerator
+        from torchvision.ops import MultiScaleRoIAlign
+
+        if config.get("roi_max_pool") or config.get("rpn_channels"):
+            raise BenchError("roi_max_pool and rpn_channels apply to the C4 design only", "drop them, or use a ResNet with design=c4")
+        backbone = body if parts.family == "vit" else WithFPN(body, channels)
+        if parts.family == "vit":
+            backbone.out_channels = 256
+        levels = len(channels) + 1  # the maps and the max-pool level
+        anchors = AnchorGenerator(sizes=tuple((int(config["anchor_sizes"][0]) * 2**i,) for i in range(levels)), aspect_ratios=((0.5, 1.0, 2.0),) * levels)
+        pool = MultiScaleRoIAlign(featmap_names=[str(i) for i in range(len(channels))], output_size=7, sampling_ratio=2)
+        pre_train, post_train, pre_test, post_test = config["rpn_top_n"]
+        detector = FasterRCNN(backbone, num_classes + 1, rpn_anchor_generator=anchors, box_roi_pool=pool, min_size=config["min_size"], max_size=config["max_size"],
+                              image_mean=list(mean), image_std=list(std), box_batch_size_per_image=config["rois_per_image"],
+                              rpn_pre_nms_top_n_train=pre_train, rpn_post_nms_top_n_train=post_train, rpn_pre_nms_top_n_test=pre_test, rpn_post_nms_top_n_test=post_test,
+                              box_nms_thresh=float(config.get("box_nms_thresh", 0.5)), box_score_thresh=float(config.get("box_score_thresh", 0.05)))
+        set_rpn_min_size(detector.rpn, *tuple(config.get("rpn_min_size", (1e-3, 1e-3))))
+    elif kind == "ssd":
+        from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+        from torchvision.models.detection.ssd import SSD
+
+        size = int(config["size"])
+        ssd_body = SSDBackbone(None, size, config.get("extras", "strided"), config.get("l2norm_scale"), sources=body)
+        n = len(ssd_body.out_channels)
+        ratios = [[2]] + [[2, 3]] * max(n - 3, 0) + [[2]] * min(2, n - 1)
+        if n == 6 and size == 300:
+            anchors = DefaultBoxGenerator(ratios, scales=PRIOR_SCALES[config.get("prior_scales", "voc")], steps=[8, 16, 32, 64, 100, 300])
+        else:
+            anchors = DefaultBoxGenerator(ratios, min_ratio=0.15, max_ratio=0.9)
+        detector = SSD(ssd_body, anchors, (size, size), num_classes + 1, image_mean=list(mean), image_std=list(std),
+                       topk_candidates=int(config.get("topk_candidates", 400)), detections_per_img=int(config.get("detections_per_img", 200)))
+    else:
+        raise ValueError(f"unknown detector '{kind}'")
+    info = {"family": parts.family, "maps": used, "frozen": frozen, "norm_layers": norm_layers(model),
+            "design": "simple feature pyramid" if parts.family == "vit" and kind == "frcnn" else (config.get("design") if kind == "frcnn" else "ssd")}
+    return detector, info

@@ -117,6 +117,9 @@ def derive_stages(model: nn.Module, probe: Probe | None, card: Any) -> tuple[tup
         return tuple(model.bench_parts["feature_layers"]), "architecture"
     if is_vit(model):
         return (vit_tokens(model)[0],), "timm" if is_timm(model) else "torchvision"
+    names = dict(model.named_children())
+    if all(f"layer{i}" in names for i in range(1, 5)) and "conv1" in names:  # the ResNet family's names (torchvision's, timm's, ResNet-shaped modules)
+        return tuple(f"layer{i}" for i in range(1, 5)), "resnet names"
     if is_timm(model) and getattr(model, "feature_info", None):
         info = list(model.feature_info)
         last = {int(f["reduction"]): str(f["module"]) for f in info}  # the last module at each reduction

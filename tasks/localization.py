@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from bench.cam import CAM_METHODS, CamComputer
 from bench.errors import BenchError

@@ -74,8 +74,6 @@ def build_model(arch: str, num_classes: int, pretrained_timm: bool = False, arch
             raise BenchError(f"timm model '{name}' does not take the card's arch_args ({exc})", "fix arch_args in the card") from None
         except RuntimeError as exc:
             if "Unknown model" in str(exc):
-                from bench.registry import unknown_name
-
                 raise unknown_name("timm model", name, timm.list_models(), "see timm.list_models()") from None
             raise BenchError(f"cannot fetch timm weights for '{name}' ({str(exc).splitlines()[0]})", "check the network, or pass a local file with --arch") from None
         except OSError as exc:

@@ -91,7 +91,7 @@ def use_fixed_detector(planned_file: Path, patch) -> None:
     planned = json.loads(Path(planned_file).read_text())
 
     def trained(self, ctx, kind, cfg, train):
-        return fixed_detector(ctx.data.dir("voc"), planned), {"cached": True, "stage_dir": None, "train_images": len(train.images), "fixed": True}
+        return fixed_detector(ctx.data.dir("voc"), planned), {"cached": True, "stage_dir": None, "train_images": len(train.images), "fixed": True}, {"family": "fixed"}
 
     patch(VocDetection, "_trained", trained)
 

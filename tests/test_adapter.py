@@ -264,3 +264,26 @@ def test_torchvisions_files_load_into_the_wsol_nets(arch, tv, unused, tmp_path):
     assert report.dropped and all(_is_head(k, unused) for k in report.dropped) and {k.split(".")[0] for k in report.replaced} == set(head)
     with pytest.raises(BenchError, match="missing"):  # a task that keeps the classifier: the new layers are not in the file
         strict_load(build_model(arch, 200), read_checkpoint(tmp_path / "tv.pth"), card, False, "tv.pth")
+
+
+def test_gradcam_on_a_vit_reads_the_patch_grid():
+    """A Grad-CAM method on a ViT: the tokens laid out on the patch grid (row-major, class token
+    left out), as a direct call of the grad-cam package with that layout written here gives."""
+    import numpy as np
+    import pytorch_grad_cam as gc
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from bench.metrics.wsol import normalize_scoremap
+
+    view = _view("tv_vit")
+    ours = CamComputer.for_view(view, "gradcam")
+    _, (maps,) = ours(X, [CLASSES], (64, 64))
+    ours.close()
+
+    def grid(tokens: torch.Tensor) -> torch.Tensor:
+        return tokens[:, 1:].reshape(tokens.shape[0], 4, 4, tokens.shape[-1]).permute(0, 3, 1, 2)
+
+    with gc.GradCAM(model=view.model, target_layers=[view.model.encoder], reshape_transform=grid) as cam:
+        direct = cam(input_tensor=X.clone().requires_grad_(True), targets=[ClassifierOutputTarget(int(c)) for c in CLASSES])
+    for mine, theirs in zip(maps, direct):
+        np.testing.assert_allclose(mine, normalize_scoremap(theirs), atol=1e-5)

@@ -15,20 +15,17 @@ import torchvision
 from bench.cam import CamExtractor
 
 
-def interleaved(a, b, repeat: int) -> tuple[float, float]:
-    """Best time of each, runs alternated so that drift in machine load hits both alike."""
-    a(), b()  # warm-up
-    best_a = best_b = float("inf")
+def interleaved(fns: list, repeat: int) -> list[float]:
+    """Best time of each function, runs alternated so that drift in machine load hits all alike."""
+    for fn in fns:
+        fn()  # warm-up
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        for fn, which in ((a, 0), (b, 1)):
+        for i, fn in enumerate(fns):
             t = time.perf_counter()
             fn()
-            took = time.perf_counter() - t
-            if which == 0:
-                best_a = min(best_a, took)
-            else:
-                best_b = min(best_b, took)
-    return best_a, best_b
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
 
 
 def main() -> None:
@@ -50,7 +47,7 @@ def main() -> None:
         ext.cams(labels)
 
     with torch.inference_mode():
-        bare, cams = interleaved(lambda: plain(x), with_cams, args.repeat)
+        bare, cams = interleaved([lambda: plain(x), with_cams], args.repeat)
     ext.remove()
     print(f"{args.arch}, batch {args.batch} at {args.size}px, {torch.get_num_threads()} threads: forward {bare * 1000:.1f} ms, "
           f"forward + CAMs {cams * 1000:.1f} ms, overhead {100 * (cams / bare - 1):+.1f}% [{'ok' if cams / bare <= 1.10 else 'OVER 10%'}]")

@@ -20,7 +20,6 @@ class Call:
     name: str
     depth: int
     order: int  # when it finished, counting every module's first call
-    start: int  # when it started (modules called inside it finish between start and order)
     in_shape: tuple[int, ...] | None
     out_shape: tuple[int, ...] | None
 
@@ -55,13 +54,6 @@ def probe(model: nn.Module, size: int, exclude: tuple[str, ...] = ()) -> Probe:
     result = Probe(size)
     counter = [0]
     handles = []
-    started: dict[str, int] = {}
-
-    def pre(name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            if name not in started:
-                started[name] = counter[0]
-        return hook
 
     def post(name: str, depth: int):
         def hook(module: nn.Module, args: tuple, out: object) -> None:
@@ -69,15 +61,13 @@ def probe(model: nn.Module, size: int, exclude: tuple[str, ...] = ()) -> Probe:
                 return
             counter[0] += 1
             x, y = _first_tensor(args), _first_tensor(out)
-            result.calls[name] = Call(name, depth, counter[0], started.get(name, counter[0]),
-                                      tuple(x.shape) if x is not None else None, tuple(y.shape) if y is not None else None)
+            result.calls[name] = Call(name, depth, counter[0], tuple(x.shape) if x is not None else None, tuple(y.shape) if y is not None else None)
         return hook
 
     for name, module in model.named_modules():
         if not name or any(name == e or name.startswith(e + ".") for e in exclude):
             continue
         depth = name.count(".") + 1
-        handles.append(module.register_forward_pre_hook(pre(name)))
         handles.append(module.register_forward_hook(post(name, depth)))
     was_training = model.training
     model.eval()

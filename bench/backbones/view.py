@@ -15,7 +15,7 @@ layer1..layer4) keep the paper's paths: `staged()` under torchvision's names for
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -185,16 +185,6 @@ class BackboneView:
             raise BenchError(f"the cam_norm '{name}' of {self.card.name} is a {type(norm).__name__}, not a LayerNorm", "CAM folds only a LayerNorm over channels")
         return norm
 
-    def cam_weights(self) -> torch.Tensor:
-        """(classes, channels): the rows that weigh the CAM layer's channels into class maps; a
-        LayerNorm between pooling and the head is folded in (its per-image centring and scale
-        are the same at every location, so min-max normalisation removes them)."""
-        weight = self.head().weight
-        norm = self.cam_norm()
-        if norm is not None and norm.weight is not None:
-            weight = weight * norm.weight[None, :]
-        return weight
-
     @property
     def cam_method(self) -> str:
         """What the record calls the CAM this backbone gets."""
@@ -304,10 +294,10 @@ class BackboneView:
             groups[k + 1 if (k > 0 or inside_first) else 0].append(call.name)
         return groups
 
-    def freeze(self, frozen_stages: int, module: nn.Module | None = None) -> list[str]:
+    def freeze(self, frozen_stages: int) -> list[str]:
         """No gradient for the stem and the first frozen_stages - 1 stages (detectron2's FREEZE_AT);
         a ViT's stem is its patch and position embedding. Returns the frozen module names."""
-        model = module or self.model
+        model = self.model
         if self.parts.family == "vit":
             if frozen_stages <= 0:
                 return []
@@ -383,7 +373,3 @@ def _same_at_stride_1(module: nn.Module) -> bool:
         return k % 2 == 1 and p == (k - 1) // 2
     return False
 
-
-def with_parts(card: Any, parts: Parts) -> Any:
-    """The card with its derived parts written in (what a record stores)."""
-    return replace(card, head=parts.head, cam_layer=parts.cam_layer, feature_layers=parts.stages)

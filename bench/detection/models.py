@@ -318,7 +318,7 @@ def build_on_adapter(kind: str, view: Any, num_classes: int, mean: list[float], 
     specs = view.feature_specs() if parts.family != "vit" else []
     frozen = view.freeze(int(config["frozen_stages"]))
     # what runs after the last stage (pooling, head) gets no gradient: it never runs
-    unused = [n for n in parts.head + ((parts.cam_norm,) if parts.cam_norm else ())] if parts.family == "vit" else \
+    unused = list(parts.head + ((parts.cam_norm,) if parts.cam_norm else ())) if parts.family == "vit" else \
         [n for n, _ in model.named_modules() if n not in {m for g in view.stage_groups() for m in g}]
     for name in unused:
         for p in model.get_submodule(name).parameters(recurse=parts.family == "vit"):

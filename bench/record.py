@@ -76,11 +76,12 @@ class Record(TypedDict):
     artifacts: dict[str, Any]
     details: dict[str, Any]
     migrated_from: NotRequired[int]  # the schema version it was stored under, when older
+    launch: NotRequired[dict[str, Any]]  # a cell run as a launched job: launcher, job id, node, requeues (bench.launch.job)
 
 
 def build_record(**fields: Any) -> Record:
     """A record of this schema version from its fields; every field of `Record` must be given."""
-    missing = sorted(set(Record.__annotations__) - {"schema_version", "migrated_from"} - set(fields))
+    missing = sorted(set(Record.__annotations__) - {"schema_version", "migrated_from", "launch"} - set(fields))
     extra = sorted(set(fields) - set(Record.__annotations__))
     if missing or extra:
         raise TypeError(f"record fields: missing {missing}, unknown {extra}")

@@ -7,8 +7,6 @@ fails or is interrupted.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -124,18 +122,6 @@ def seed_everything(seed: int) -> dict[str, Any]:
     return {"seed": seed, "cudnn_deterministic": True, "cudnn_benchmark": False}
 
 
-def _write_samples(folder: Path, run_id: str, samples: list[dict[str, Any]]) -> Path:
-    """Per-sample outputs as JSONL, written to a temporary name and renamed into place."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_id}.jsonl"
-    tmp = path.with_suffix(".jsonl.part")
-    with open(tmp, "w") as fh:
-        for row in samples:
-            fh.write(json.dumps(row, separators=(",", ":")) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
 def check_data(task: Task, opts: RunOptions, card: BackboneCard, config: dict[str, Any]) -> DataCheck:
     """The task's data check. When it fails on a task that keeps the classifier, a checkpoint whose
     classifier has another size is the better explanation (--num-classes N): say that instead."""
@@ -186,19 +172,44 @@ def matching_record(store: ResultsStore, task_name: str, card: BackboneCard, sha
     return None, f"stored {task_name} record {newest['run_id']} not used: {', '.join(why) or 'another cell'} than this run needs"
 
 
-def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None, device: str, rank: int = 0, world_size: int = 1,
-             name: str | None = None) -> CellOutcome:
-    """Run (or fetch from the store) one backbone x task cell. Raises BenchError on user errors."""
-    from bench.backbones.build import load_backbone_from, weights_identity
-    from bench.environment import device_name, git_state, package_versions
+@dataclass
+class CellPlan:
+    """What identifies a cell before it runs: its card, settings, data and weights."""
+    card: BackboneCard
+    config: dict[str, Any]
+    cfg_hash: str
+    data: DataCheck
+    path: Any
+    sha: str
+    preloaded: Any
+    key: str
 
-    started = time.perf_counter()
+
+def prepare_cell(spec: str, task: Task, opts: RunOptions, name: str | None = None, progress: bool = False) -> CellPlan:
+    """Resolve the card and settings, check the data (before the cache: a cached number is only
+    shown for the data it was computed on) and identify the weights; raises BenchError."""
+    from bench.backbones.build import weights_identity
+
     card = resolve_backbone(spec, opts.arch, opts.num_classes, opts.preprocessing, name)
     config = resolve_config(task, card, opts)
     cfg_hash = config_hash(config)
-    data = check_data(task, opts, card, config)  # before the cache: a cached number is only shown for the data it was computed on
-    path, sha, preloaded = weights_identity(card, opts.progress and rank == 0)
+    data = check_data(task, opts, card, config)
+    path, sha, preloaded = weights_identity(card, progress)
     key = cell_key(card.name, sha, task.name, task.version, cfg_hash, opts.seed if task.seeded else None, data.fingerprint)
+    return CellPlan(card, config, cfg_hash, data, path, sha, preloaded, key)
+
+
+def run_cell(spec: str, task: Task, opts: RunOptions, store: Any, device: str, rank: int = 0, world_size: int = 1,
+             name: str | None = None, launch: dict[str, Any] | None = None) -> CellOutcome:
+    """Run (or fetch from the store) one backbone x task cell. Raises BenchError on user errors.
+    `store`: a ResultsStore, or what a launched job writes through (bench.store.incoming.JobStore);
+    `launch`: what the record keeps of the job that ran it (bench.launch.job)."""
+    from bench.backbones.build import load_backbone_from
+    from bench.environment import device_name, git_state, package_versions
+
+    started = time.perf_counter()
+    plan = prepare_cell(spec, task, opts, name, opts.progress and rank == 0)
+    card, config, cfg_hash, data, path, sha, preloaded, key = plan.card, plan.config, plan.cfg_hash, plan.data, plan.path, plan.sha, plan.preloaded, plan.key
     cached = store.lookup(key) if store is not None and not opts.force else None
     if world_size > 1:
         from bench.evaluation import broadcast
@@ -255,15 +266,10 @@ def run_cell(spec: str, task: Task, opts: RunOptions, store: ResultsStore | None
         artifacts={"artifact_dir": str(artifact_dir) if artifact_dir.exists() else None},
         details=result.details,
     )
+    if launch:
+        record["launch"] = launch
     if store is not None:  # rank 0 only
-        samples_path = _write_samples(store.folder / "samples", run_id, result.samples) if result.samples else None
-        record["artifacts"]["samples"] = str(samples_path) if samples_path else None
-        try:
-            store.insert(record, replace=opts.force)
-        except BenchError:
-            if samples_path:
-                samples_path.unlink(missing_ok=True)
-            raise
+        store.put(record, result.samples, replace=opts.force)
     return CellOutcome(spec, task.name, record)
 
 

@@ -3,7 +3,9 @@
 One row per cell (backbone name, checkpoint sha256, task, task version, config hash, seed, data
 fingerprint: `cell_key`). Rows are written
 once, in one transaction, after the cell finished: a failed or interrupted run leaves no row.
-Several `bench run` processes may write at once; SQLite's locking serialises them.
+Several `bench run` processes may write at once; SQLite's locking serialises them. Launched jobs
+(bench.launch) never write the file: they deliver records into results/incoming/, which every open
+ingests first (bench.store.incoming).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -67,10 +70,20 @@ class ResultsStore:
         self.db = connection
 
     @classmethod
-    def open(cls, folder: Path, write: bool = True) -> "ResultsStore":
-        """Open (and for writing, create) the store; fail now, not after an hour of evaluation."""
+    def open(cls, folder: Path, write: bool = True, ingest: bool = True) -> "ResultsStore":
+        """Open (and for writing, create) the store; fail now, not after an hour of evaluation.
+        Either way the records waiting in incoming/ are stored first (`ingest=False`: a launched
+        job's read-only look, which never writes the database)."""
         path = folder / DB_NAME
         if not write:
+            from bench.store.incoming import pending
+
+            if ingest and pending(folder):  # jobs' records wait in incoming/: store them first, when the folder allows it
+                try:
+                    cls.open(folder, write=True).close()
+                except BenchError as exc:
+                    print(f"bench: warning: {len(pending(folder))} records in {folder / 'incoming'} not ingested ({exc.message}); "
+                          "they are missing from what this command shows", file=sys.stderr)
             if not path.is_file():
                 from bench.paths import demo_folder, shown
 
@@ -94,6 +107,9 @@ class ResultsStore:
                 for statement in filter(str.strip, SCHEMA.split(";")):
                     db.execute(statement)
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            from bench.store.incoming import ingest, warn_broken
+
+            warn_broken(ingest(db, folder).broken)
         except sqlite3.Error as exc:
             raise _store_error(path, exc) from None
         return cls(folder, db)
@@ -107,6 +123,17 @@ class ResultsStore:
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
         return read_record(json.loads(row[0])) if row else None
+
+    def put(self, record: Record, samples: list[dict[str, Any]] | None, replace: bool = False) -> None:
+        """A finished cell: its per-sample rows (samples/<run_id>.jsonl), then its row."""
+        samples_path = write_samples(self.folder / "samples", record["run_id"], samples) if samples else None
+        record["artifacts"]["samples"] = str(samples_path) if samples_path else None
+        try:
+            self.insert(record, replace=replace)
+        except BenchError:
+            if samples_path:
+                samples_path.unlink(missing_ok=True)
+            raise
 
     def insert(self, record: Record, replace: bool = False) -> None:
         """Write one finished record atomically (replacing the cell's old row with --force, and
@@ -187,6 +214,18 @@ class ResultsStore:
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from None
         return out
+
+
+def write_samples(folder: Path, run_id: str, samples: list[dict[str, Any]]) -> Path:
+    """Per-sample outputs as JSONL, written to a temporary name and renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run_id}.jsonl"
+    tmp = path.with_suffix(".jsonl.part")
+    with open(tmp, "w") as fh:
+        for row in samples:
+            fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def _store_error(path: Path, exc: sqlite3.Error) -> BenchError:

@@ -11,11 +11,11 @@ import sys
 from typing import Any, Sequence
 
 from bench import __version__
-from bench.commands import check, compare, demo, export, listing, report, run, score, validate
+from bench.commands import check, compare, demo, export, listing, report, run, score, status, validate
 from bench.commands.options import EXAMPLES, Parser
 from bench.errors import BenchError, one_line
 
-MODULES = (listing, validate, run, check, compare, report, export, score, demo)  # the order of `bench --help`
+MODULES = (listing, validate, run, status, check, compare, report, export, score, demo)  # the order of `bench --help`
 
 
 def build_parser() -> argparse.ArgumentParser:

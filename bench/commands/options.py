@@ -18,6 +18,9 @@ examples:
   bench run --backbone ./new.pth --arch resnet50 --task imagenet_cls
   bench run --backbone mine=runs/a/model_best.pth.tar,theirs=runs/b/model_best.pth.tar --arch resnet50 --task imagenet_cls
   bench run --backbone torchvision:resnet50.IMAGENET1K_V1 --task imagenet_cls
+  bench run --backbone 'r50_*' --task voc_det --seeds 3 --launcher slurm --launcher-profile cluster.yaml --dry-run
+  bench run --launcher slurm --resubmit-failed
+  bench status
   bench report --backbones 'r50_*'
   bench list results --results ~/.cache/bench/mini/results
   bench export --format json > results.json
@@ -41,14 +44,14 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-path", action="append", metavar="NAME=DIR", help="one dataset's folder, e.g. imagenet=/fast/ILSVRC2012 (repeatable)")
 
 
-def add_selection_args(p: argparse.ArgumentParser, check: bool = False) -> None:
+def add_selection_args(p: argparse.ArgumentParser, check: bool = False, required: bool = True) -> None:
     g = p.add_argument_group("what to run")
     if check:
         g.add_argument("--backbone", required=True, help="NEW: the checkpoint to check (card name, torchvision:/timm: name, or a checkpoint file with --arch)")
         g.add_argument("--task", default="*", help="task name, wildcard or comma list (default: every task both have complete results for)")
     else:
-        g.add_argument("--backbone", required=True, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or checkpoint files (PATH or NAME=PATH, all of --arch)")
-        g.add_argument("--task", required=True, help="task name, wildcard or comma list (see 'bench list tasks')")
+        g.add_argument("--backbone", required=required, help="card name or alias, wildcard ('r50_*'), comma list, torchvision:ARCH[.WEIGHTS], timm:ARCH, or checkpoint files (PATH or NAME=PATH, all of --arch)")
+        g.add_argument("--task", required=required, help="task name, wildcard or comma list (see 'bench list tasks')")
     g.add_argument("--arch", help="architecture of the checkpoint files named: torchvision name (resnet50), pyramidnet200 (CIFAR, CutMix-PyTorch's), timm:NAME or module:callable")
     g.add_argument("--name", help="display name of the one checkpoint file named, used in tables and the store (default: its file name); "
                                   "for several files write NAME=PATH in --backbone. The name is part of the cell, like a card's: the same file under another name runs again")
@@ -134,3 +137,38 @@ def parse_seeds(value: str | None) -> list[int] | None:
     if len(set(numbers)) != len(numbers):
         raise BenchError(f"--seeds lists a seed twice: '{value}'", "name each seed once")
     return numbers
+
+
+def add_launcher_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("launcher (bench.launch; README: Running on a cluster)")
+    g.add_argument("--launcher", choices=["process", "local", "slurm"], default="process",
+                   help="process: run here, in this process (default); local: each cell a job process on this machine, at most --max-parallel at once; "
+                        "slurm: each cell a task of a Slurm job array, through submitit")
+    g.add_argument("--launcher-profile", metavar="FILE", help="YAML profile: resource defaults, per-task overrides (task names or wildcards), max_parallel, slurm_extra")
+    g.add_argument("--dry-run", action="store_true", help="print the arrays, their sbatch headers and cells; submit nothing")
+    g.add_argument("--wait", action="store_true", help="slurm: wait for the jobs, then print the result table (local always waits)")
+    g.add_argument("--resubmit-failed", action="store_true", help="submit the failed cells of earlier submissions again (no --backbone/--task needed)")
+    g.add_argument("--max-parallel", type=int, metavar="N", help="at most N jobs of an array at once (sbatch --array=...%%N; local: N processes; default: local 2, slurm 256)")
+    g.add_argument("--partition")
+    g.add_argument("--nodes", type=int)
+    g.add_argument("--gpus-per-node", type=int, help="GPUs per node; a job runs one DDP process per GPU")
+    g.add_argument("--tasks-per-node", type=int, help="processes per node (default: one per GPU, else 1)")
+    g.add_argument("--cpus-per-task", type=int)
+    g.add_argument("--mem", help="memory per node, e.g. 32G (sbatch --mem)")
+    g.add_argument("--time", help="time limit per job: minutes, H:M:S or D-H:M:S")
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--constraint")
+    g.add_argument("--slurm-extra", action="append", metavar="KEY=VALUE", help="any other sbatch option, e.g. --slurm-extra exclusive=user (repeatable)")
+
+
+def launch_options(args: argparse.Namespace) -> Any:
+    from bench.launch.grid import LaunchOptions
+    from bench.launch.resources import load_profile, parse_extra
+
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise BenchError(f"--max-parallel must be 1 or more, got {args.max_parallel}", "e.g. --max-parallel 8")
+    flags = {k: getattr(args, k) for k in ("partition", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem", "time", "account", "qos", "constraint")}
+    return LaunchOptions(launcher=args.launcher, profile=load_profile(args.launcher_profile), flags=flags, extra=parse_extra(args.slurm_extra),
+                         max_parallel=args.max_parallel, dry_run=args.dry_run, wait=args.wait, resubmit_failed=args.resubmit_failed,
+                         command=" ".join(["bench", *sys.argv[1:]]))

@@ -61,7 +61,16 @@ def select_tasks(value: str) -> list[Task]:
 def resolve_config(task: Task, card: BackboneCard, opts: RunOptions) -> dict[str, Any]:
     """The task's protocol parameters with --set overrides, plus what else changes the numbers."""
     config = task.default_config()
-    overrides = dict(opts.overrides)
+    overrides = {}
+    for key, value in opts.overrides.items():
+        # 'task:key=v' sets key for that task only (one --set list for a grid of several tasks)
+        scope, sep, rest = key.rpartition(":")
+        if sep:
+            TASKS.get(scope)  # a typo in the task's name is answered, never ignored
+            if scope == task.name:
+                overrides[rest] = value
+        else:
+            overrides[key] = value
     if opts.mini:
         mini = TASKS.get(task.name).mini
         if mini is None:

@@ -63,7 +63,7 @@ def add_selection_args(p: argparse.ArgumentParser, check: bool = False, required
     g.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"])
     g.add_argument("--mean", metavar="R,G,B", help="normalisation mean, e.g. 0.485,0.456,0.406")
     g.add_argument("--std", metavar="R,G,B", help="normalisation std, e.g. 0.229,0.224,0.225")
-    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a task setting (YAML value; group.key inside a group); changes the result key")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a task setting (YAML value; group.key inside a group; TASK:KEY=VALUE for one task of a grid); changes the result key")
     g.add_argument("--mini", action="store_true", help="start from the task's settings for the mini benchmark's data (bench demo's; short schedules, small inputs)")
     g.add_argument("--trust-checkpoint", action="store_true", help="allow checkpoints that need code to unpickle (only for files you trust)")
 

@@ -122,13 +122,14 @@ def _checked(values: dict[str, Any], where: str) -> dict[str, Any]:
             raise BenchError(f"{where}: unknown resource '{key}'", f"known: {', '.join(sorted(FIELDS))}")
         if value is None:
             continue
+        what = f"--{key.replace('_', '-')}" if where == "command line" else f"{where}: {key}"
         if key == "time":
-            value = parse_minutes(value, f"{where}: time")
+            value = parse_minutes(value, what)
         elif key == "mem":
-            value = parse_mem(value, f"{where}: mem")
+            value = parse_mem(value, what)
         elif key in ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task"):
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "gpus_per_node" else 1):
-                raise BenchError(f"{where}: {key} must be a whole number{' >= 1' if key != 'gpus_per_node' else ' >= 0'}, got {value!r}", "fix the value")
+                raise BenchError(f"{what} must be a whole number{' >= 1' if key != 'gpus_per_node' else ' >= 0'}, got {value!r}", "fix the value")
         else:
             value = str(value)
         out[key] = value

@@ -77,6 +77,11 @@ def parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise BenchError(f"--set expects KEY=VALUE, got '{item}'", "e.g. --set threshold=0.2")
+        scope, colon, _ = key.strip().rpartition(":")
+        if colon:
+            from tasks import TASKS
+
+            TASKS.get(scope)  # --set TASK:KEY=VALUE: an unknown task is answered before anything runs
         out[key.strip()] = yaml.safe_load(value)
     return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class CellJob:
         from bench.runner import resolve_device, run_cell, select_tasks
         from bench.store.incoming import JobStore
 
+        started = time.time()
         env = self._env()
         if env["tasks"] > 1:
             import submitit
@@ -68,7 +70,7 @@ class CellJob:
                   "submission": Path(self.submission).name, "world_size": size}
         cid = self.cell["id"]
         if rank == 0:
-            write_state(self.submission, cid, state="running", job_id=env["job_id"], node=launch["node"], pid=os.getpid(), requeues=restarts)
+            write_state(self.submission, cid, state="running", job_id=env["job_id"], node=launch["node"], pid=os.getpid(), requeues=restarts, started_unix=started)
         lock = None
         try:
             if rank == 0:
@@ -96,7 +98,7 @@ class CellJob:
                 lock.close()
         record = outcome.record or {}
         if rank == 0:
-            write_state(self.submission, cid, state="cached" if outcome.cached else "done", run_id=record.get("run_id"))
+            write_state(self.submission, cid, state="cached" if outcome.cached else "done", run_id=record.get("run_id"), ended_unix=time.time())
         return {"run_id": record.get("run_id"), "cached": outcome.cached, "metrics": record.get("metrics")}
 
     def _lock(self, cid: str) -> Any:

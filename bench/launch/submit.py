@@ -105,10 +105,11 @@ def submit_slurm(submission: Path, groups: list[list[Cell]], opts: Any, max_para
     for k, group in enumerate(groups):
         ex = slurm_executor(submission, group[0].resources, len(group), max_parallel, job_name(group))
         work = [CellJob(c.as_job_cell(), opts, str(submission), "slurm", threads=c.resources.cpus_per_task) for c in group]
+        submitted = time.time()
         with ex.batch():
             futures = [ex.submit(job) for job in work]
         array_id = futures[0].job_id.split("_")[0]
-        info["arrays"].append({"job_id": array_id, "cells": len(group), "resources": as_dict(group[0].resources), "max_parallel": max(1, min(max_parallel, len(group)))})
+        info["arrays"].append({"job_id": array_id, "submitted_unix": submitted, "cells": len(group), "resources": as_dict(group[0].resources), "max_parallel": max(1, min(max_parallel, len(group)))})
         for cell, job, future in zip(group, work, futures):
             jobs_by_cell[cell.id] = job
             info["cells"].append(_cell_entry(cell, future.job_id, str(future.paths.folder), k))

@@ -4,8 +4,9 @@ SQLite's WAL needs every process on one host (it does not work over NFS, GPFS or
 launched job never opens the database for writing. A finished cell writes its record (and its
 per-sample file) into `results/incoming/`: each as a temporary dot-file renamed into place in
 the same folder (rename is atomic within a directory), the samples first, the record last. A
-record file is two lines: a header (`format`, the body's `sha256` and `bytes`, the samples file's
-name, whether it replaces the cell's row) and the record's canonical JSON.
+record file is two lines: a header (`format`, the store's columns of the record, one `sha256`
+over those columns and the body, the body's `bytes`, the samples file's name, whether it replaces
+the cell's row) and the record's canonical JSON, stored as it is (ingesting never decodes it).
 
 Any bench command that opens the store ingests what is there, in one transaction, idempotently:
 a record whose cell is already stored is dropped (or replaces it, for --force), a file whose body
@@ -29,7 +30,6 @@ from typing import Any
 FORMAT = "bench-incoming-1"
 SUFFIX = ".record.json"
 SAMPLES_SUFFIX = ".samples.jsonl"
-REQUIRED = ("run_id", "cell_key", "backbone", "task", "seed", "limited", "metrics", "created_at")
 
 
 def incoming_dir(results: Path) -> Path:
@@ -63,8 +63,24 @@ def deliver(results: Path, record: dict[str, Any], samples: list[dict[str, Any]]
         _write_atomic(folder, samples_name, (json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in samples))
         record.setdefault("artifacts", {})["samples"] = str(Path(results).resolve() / "samples" / f"{record['run_id']}.jsonl")
     body = canonical_json(record).encode()
-    header = {"format": FORMAT, "cell_key": record["cell_key"], "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body), "samples": samples_name, "replace": bool(replace)}
+    row = store_row(record)
+    header = {"format": FORMAT, "cell_key": record["cell_key"], "row": row, "sha256": _digest(row, body), "bytes": len(body),
+              "samples": samples_name, "replace": bool(replace)}
     return _write_atomic(folder, stem + SUFFIX, [json.dumps(header).encode(), b"\n", body])
+
+
+def store_row(record: dict[str, Any]) -> list[Any]:
+    """The `results` table's columns of a record (bench.store.SCHEMA), in order."""
+    from bench.store import canonical_json
+
+    r = record
+    return [r["run_id"], r["cell_key"], r["backbone"]["name"], r["backbone"]["sha256"], r["task"]["name"], r["task"]["version"],
+            r["task"]["config_hash"], r["seed"], int(r["limited"]), canonical_json(r["metrics"]), None, r["created_at"]]
+
+
+def _digest(row: list[Any], body: bytes) -> str:
+    """One sha256 over the header's columns and the body: neither can change alone unseen."""
+    return hashlib.sha256(json.dumps(row, separators=(",", ":")).encode() + b"\n" + body).hexdigest()
 
 
 def pending(results: Path) -> list[Path]:
@@ -81,7 +97,15 @@ class Incoming:
     path: Path
     header: dict[str, Any]
     body: str  # the record's canonical JSON, stored as it is
-    record: dict[str, Any]
+    record: dict[str, Any]  # the decoded body, when asked for (read_incoming(parse=True))
+
+    @property
+    def run_id(self) -> str:
+        return self.header["row"][0]
+
+    @property
+    def cell_key(self) -> str:
+        return self.header["row"][1]
 
 
 @dataclass
@@ -91,8 +115,10 @@ class Ingested:
     broken: list[tuple[Path, str]] = field(default_factory=list)  # files never ingested, and why
 
 
-def read_incoming(path: Path) -> Incoming:
-    """One record file, checked against its header; ValueError says what is wrong with it."""
+def read_incoming(path: Path, parse: bool = False) -> Incoming:
+    """One record file, checked against its header; ValueError says what is wrong with it.
+    The record's columns come from the header (ingesting never decodes the body); `parse`: the
+    record too."""
     raw = path.read_bytes()
     head, sep, body = raw.partition(b"\n")
     try:
@@ -101,21 +127,18 @@ def read_incoming(path: Path) -> Incoming:
         raise ValueError("its header line is not JSON") from None
     if not sep or not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"not a {FORMAT} file")
-    if len(body) != header.get("bytes") or hashlib.sha256(body).hexdigest() != header.get("sha256"):
+    row = header.get("row")
+    if not isinstance(row, list) or len(row) != 12:
+        raise ValueError("its header lacks the record's columns")
+    if len(body) != header.get("bytes") or _digest(row, body) != header.get("sha256"):
         raise ValueError(f"truncated or changed: {len(body)} bytes of {header.get('bytes')}, or its sha256 differs from the header's")
-    record = json.loads(body)
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise ValueError(f"the record lacks {', '.join(missing)}")
-    return Incoming(path, header, body.decode(), record)
+    return Incoming(path, header, body.decode(), json.loads(body) if parse else {})
 
 
 def ingest(db: sqlite3.Connection, results: Path) -> Ingested:
     """Every valid record file of results/incoming/ into the store's `results` table, in one
     transaction; then the files are moved (samples) or removed. Safe to run from several
     processes at once: BEGIN IMMEDIATE serialises them, INSERT OR IGNORE keeps one row a cell."""
-    from bench.store import canonical_json
-
     out = Ingested()
     files = pending(results)
     if not files:
@@ -134,19 +157,16 @@ def ingest(db: sqlite3.Connection, results: Path) -> Ingested:
     with db:
         db.execute("BEGIN IMMEDIATE")
         for item in good:
-            r = item.record
             if item.header.get("replace"):
-                old = db.execute("SELECT run_id, record FROM results WHERE cell_key = ?", (r["cell_key"],)).fetchone()
-                if old and old[0] != r["run_id"]:
-                    db.execute("DELETE FROM results WHERE cell_key = ?", (r["cell_key"],))
+                old = db.execute("SELECT run_id, record FROM results WHERE cell_key = ?", (item.cell_key,)).fetchone()
+                if old and old[0] != item.run_id:
+                    db.execute("DELETE FROM results WHERE cell_key = ?", (item.cell_key,))
                     samples = (json.loads(old[1]).get("artifacts") or {}).get("samples")
-                    if samples and samples != (r.get("artifacts") or {}).get("samples"):
+                    if samples and samples != str(Path(results).resolve() / "samples" / f"{item.run_id}.jsonl"):
                         replaced_samples.append(samples)
-            cur = db.execute(
-                "INSERT OR IGNORE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (r["run_id"], r["cell_key"], r["backbone"]["name"], r["backbone"]["sha256"], r["task"]["name"], r["task"]["version"],
-                 r["task"]["config_hash"], r["seed"], int(r["limited"]), canonical_json(r["metrics"]), item.body, r["created_at"]),
-            )
+            row = list(item.header["row"])
+            row[10] = item.body
+            cur = db.execute("INSERT OR IGNORE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
             if cur.rowcount:
                 out.stored += 1
             else:
@@ -158,11 +178,11 @@ def ingest(db: sqlite3.Connection, results: Path) -> Ingested:
         name = item.header.get("samples")
         if name:
             src = item.path.parent / name
-            (kept,) = db.execute("SELECT count(*) FROM results WHERE run_id = ?", (item.record["run_id"],)).fetchone()
+            (kept,) = db.execute("SELECT count(*) FROM results WHERE run_id = ?", (item.run_id,)).fetchone()
             try:
                 if kept:
                     samples_dir.mkdir(parents=True, exist_ok=True)
-                    os.replace(src, samples_dir / f"{item.record['run_id']}.jsonl")
+                    os.replace(src, samples_dir / f"{item.run_id}.jsonl")
                 else:
                     src.unlink()
             except FileNotFoundError:
@@ -203,7 +223,7 @@ class JobStore:
             if header is None or (key is not None and header.get("cell_key") != key):
                 continue
             try:
-                out.append(read_incoming(path).record)
+                out.append(read_incoming(path, parse=True).record)
             except (OSError, ValueError):
                 continue
         return out

@@ -75,10 +75,9 @@ def main() -> None:
         states = [json.loads(p.read_text()) for p in (sub.parent / "state").glob("*.json")]
         starts = sorted(s["started_unix"] for s in states)
         first = starts[0] - submitted
-        t = time.perf_counter()
-        from bench.store.incoming import deliver, pending  # noqa: F401  (the ingest of one job's record, timed on a copy)
-
         import sqlite3
+
+        from bench.store.incoming import deliver  # the ingest of one job's record, timed on a copy
 
         (record,) = sqlite3.connect(results / "bench.sqlite").execute("SELECT record FROM results LIMIT 1").fetchone()
         rec = json.loads(record)

@@ -185,3 +185,19 @@ def test_a_set_for_one_task_of_the_grid(run_bench, grid, tmp_path):
     assert stored == [("imagenet_cls",), ("imagenet_cls",)]
     code, _, err = run_bench(*grid, "--results", tmp_path / "r", "--set", "imagenet_fgsmm:eps=0.01")
     assert code == 2 and "unknown task 'imagenet_fgsmm'" in err
+
+
+def test_a_time_shorter_than_the_stored_runs_is_warned(tmp_path):
+    from bench.launch.plan import time_warnings
+    from bench.launch.resources import Resources
+    from bench.store import ResultsStore
+    from test_incoming import fake_record
+
+    store = ResultsStore.open(tmp_path / "r")
+    for i, seconds in enumerate((300.0, 1900.0)):
+        store.insert(fake_record(i) | {"timing": {"total_s": seconds}, "device": {"type": "cuda", "world_size": 1}})
+    short = Cell("0" * 16, "0" * 64, "s", None, "b", "imagenet_cls", 0, Resources(time=30))
+    enough = Cell("1" * 16, "1" * 64, "s", None, "b", "imagenet_cls", 0, Resources(time=40))
+    (line,) = time_warnings([short, enough], store)
+    assert line.startswith("imagenet_cls: time 00:30:00 is shorter than the 00:32:00 its slowest stored run took (record 20261207T000000-00000001, on cuda)")
+    store.close()

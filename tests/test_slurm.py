@@ -189,6 +189,9 @@ def test_a_killed_job_shows_failed_and_resubmit_failed_completes_it(cluster_env,
     code, _, err = run_bench(*base, *one, *SLURM)
     assert code == 0, err
     pid = int(wait_for(lambda: paused.exists() and paused.read_text(), what="the paused job"))
+    code, _, err = run_bench(*base, *one, *SLURM)  # submitted again while it runs: not a second job
+    assert code == 0 and f"a x cub_loc seed 0: already submitted (job {_job_of(tmp_path / 'slurm')}, not ended); not submitted again" in err, err
+    assert len(list((tmp_path / "slurm" / "launch").glob("*/submission.json"))) == 1
     os.kill(pid, signal.SIGKILL)  # no warning: what the OOM killer or a lost node does
     rows = wait_for(lambda: (s := status(run_bench, tmp_path / "slurm")) and s[0]["state"] == "failed" and s, what="the failed state")
     assert rows[0]["error"] and rows[0]["log"].endswith("_0_log.err"), rows

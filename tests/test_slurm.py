@@ -149,7 +149,8 @@ def _pause(monkeypatch, folder: Path, seconds: int = 120):
 
 
 def _job_of(results: Path) -> str:
-    info = json.loads(next((results / "launch").glob("*/submission.json")).read_text())
+    """The job id of the first submission's first cell."""
+    info = json.loads(sorted((results / "launch").glob("*/submission.json"))[0].read_text())
     return info["cells"][0]["job_id"]
 
 

@@ -77,15 +77,6 @@ def partitions() -> dict[str, Partition]:
     return found
 
 
-def test_only(flags: list[str]) -> str | None:
-    """sbatch --test-only with these options: None when Slurm would take the job, else its words."""
-    out = _run(["sbatch", "--test-only", *flags, "--wrap", "true"])
-    if out.returncode == 0:
-        return None
-    lines = [line.strip() for line in out.stderr.splitlines() if line.strip()]
-    return "; ".join(lines) or f"exit {out.returncode}"
-
-
 def queue(job_ids: list[str]) -> dict[str, dict[str, str]]:
     """Pending and running jobs among these (array tasks one a line): id -> state, node, reason."""
     if not job_ids:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +203,3 @@ def as_dict(r: Resources) -> dict[str, Any]:
     out = asdict(r)
     out["extra"] = dict(r.extra)
     return out
-
-
-def with_time(r: Resources, minutes: int) -> Resources:
-    return replace(r, time=minutes)

@@ -13,7 +13,6 @@ bench hands it at most `max_parallel` jobs at a time and waits for one to end be
 from __future__ import annotations
 
 import pickle
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -169,7 +168,3 @@ def log_line(future: Any) -> str:
         return "failed: " + (text[-1] if text else type(exc).__name__)
     result = future.result()
     return "found stored" if result.get("cached") else "done"
-
-
-def stderr_print(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

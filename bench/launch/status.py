@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.errors import BenchError
 from bench.launch import cluster
 from bench.launch.ledger import states, submissions
 
@@ -82,7 +83,7 @@ def cell_statuses(results: Path, store: Any) -> list[CellStatus]:
         queue = cluster.queue(slurm_ids) if slurm_ids else {}
         acct = cluster.accounting(slurm_ids) if slurm_ids else {}
         slurm_ok = True
-    except Exception:  # no Slurm here (status read on another machine): state files and logs only
+    except (BenchError, OSError):  # no Slurm here (status read on another machine): state files and logs only
         queue, acct, slurm_ok = {}, {}, False
     state_files = {folder: states(folder) for folder in by_sub}
     rows = []

@@ -8,8 +8,6 @@ name and the data's fingerprint in the key, `data`), 3 (+ each metric's full spe
 `metric_meta`: convention, report tables, headline, aggregation, declared order).
 """
 
-from __future__ import annotations
-
 from typing import Any, NotRequired, TypedDict
 
 SCHEMA_VERSION = 3
@@ -81,7 +79,7 @@ class Record(TypedDict):
 
 def build_record(**fields: Any) -> Record:
     """A record of this schema version from its fields; every field of `Record` must be given."""
-    missing = sorted(set(Record.__annotations__) - {"schema_version", "migrated_from", "launch"} - set(fields))
+    missing = sorted(Record.__required_keys__ - {"schema_version"} - set(fields))
     extra = sorted(set(fields) - set(Record.__annotations__))
     if missing or extra:
         raise TypeError(f"record fields: missing {missing}, unknown {extra}")

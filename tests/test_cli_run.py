@@ -133,6 +133,16 @@ def test_validate(run_bench, cards, data_root, tmp_path):
     assert code == 0 and out.count("✓ imagenet_cls v2: imagenet: 24 val images, 12 classes (class_folders)") == 2
     cells = [line[line.rindex("["):] for line in out.splitlines() if "imagenet_cls v2" in line]
     assert cells == ["[cached]", "[to run]"]  # tiny_a ran, tiny_b did not
+    # a launched job's record still waiting in incoming/ of a folder with no bench.sqlite yet counts as stored
+    from bench.store import ResultsStore
+    from bench.store.incoming import deliver
+
+    store = ResultsStore.open(results, write=False)
+    (record,) = store.records()
+    store.close()
+    deliver(tmp_path / "jobs", record)
+    code, out, _ = run_bench("validate", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", data_root, "--results", tmp_path / "jobs")
+    assert code == 0 and out.rstrip().endswith("[cached]"), out
     code, out, err = run_bench("validate", "--backbone", "tiny_a", "--task", "imagenet_cls", "--data-root", tmp_path / "nowhere")
     assert code == 1 and "data root" in out and "does not exist" in out
 

@@ -29,7 +29,7 @@ def test_stores_written_by_earlier_versions_still_read(run_bench, tmp_path, vers
     records = json.loads(out)
     assert len(records) == 3 and {r["schema_version"] for r in records} == {SCHEMA_VERSION} and {r["migrated_from"] for r in records} == {version}
     for r in records:
-        assert set(Record.__annotations__) - {"migrated_from"} <= set(r)
+        assert Record.__required_keys__ <= set(r) and "launch" not in r
         assert set(r["metric_meta"]) == set(r["metrics"]) and all(m["name"] == k for k, m in r["metric_meta"].items())
         assert (r["data"]["fingerprint"] == "") == (version == 1)
     code, out, err = run_bench("report", "--results", results, "--include-limited")

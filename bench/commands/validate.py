@@ -27,12 +27,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from bench.cards import expand_backbones, resolve_backbone
     from bench.runner import check_names, display_names, resolve_config, select_tasks
     from bench.store import DB_NAME, ResultsStore, cell_key, config_hash
+    from bench.store.incoming import pending
 
     check_names(args.backbone, args.task)  # before torch is imported
     opts = run_options(args)
     tasks = select_tasks(args.task)
     problems = 0
-    store = ResultsStore.open(opts.results, write=False) if (opts.results / DB_NAME).is_file() else None
+    # records that launched jobs left in incoming/ count as stored, even before bench.sqlite exists
+    store = ResultsStore.open(opts.results, write=False) if (opts.results / DB_NAME).is_file() or pending(opts.results) else None
     specs = expand_backbones(args.backbone)
     names = display_names(specs, opts)
     for spec in specs:

@@ -7,7 +7,7 @@ import copy
 import pickle
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,16 +231,18 @@ def resubmit_failed(results: Path, launch: LaunchOptions) -> int:
                       extra=tuple(sorted({**row.entry["resources"].get("extra", {}), **launch.extra}.items())))
         cells.append((PlanCell(row.entry["id"], row.key, row.entry["spec"], row.entry.get("name"), row.backbone, row.task, row.seed, r), job.opts))
         _note(f"resubmitting {row.backbone} x {row.task} seed {row.seed} (job {row.job_id}: {row.error})")
-    # cells with other run options than the first are submitted on their own
-    by_opts: dict[int, list[PlanCell]] = {}
-    keep: dict[int, Any] = {}
+    # cells whose jobs ran with other run options are submitted apart, each group with its own options
+    groups: list[tuple[Any, list[PlanCell]]] = []
     for cell, o in cells:
-        ident = hash(pickle.dumps(o))
-        by_opts.setdefault(ident, []).append(cell)
-        keep[ident] = o
+        for g_opts, group in groups:
+            if replace(g_opts, seed=0) == replace(o, seed=0):  # each cell carries its seed
+                group.append(cell)
+                break
+        else:
+            groups.append((o, [cell]))
     code = 0
-    for ident, group in by_opts.items():
-        code = max(code, _launch(Grid(cells=group), keep[ident], launch))
+    for o, group in groups:
+        code = max(code, _launch(Grid(cells=group), o, launch))
     return code
 
 

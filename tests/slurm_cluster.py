@@ -64,7 +64,10 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MaxArraySize={max_array_size}
 MinJobAge=3600
-KillWait=5
+# a TERM to a job step is a cancel to slurmstepd: KILL follows after KillWait. That is a preempted
+# job's grace time to checkpoint and requeue itself (submitit's USR2 handler), which on a loaded
+# 2-core machine can take longer than a few seconds
+KillWait=30
 NodeName={host} CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=ALL MaxTime=60 State=UP

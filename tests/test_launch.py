@@ -201,3 +201,51 @@ def test_a_time_shorter_than_the_stored_runs_is_warned(tmp_path):
     (line,) = time_warnings([short, enough], store)
     assert line.startswith("imagenet_cls: time 00:30:00 is shorter than the 00:32:00 its slowest stored run took (record 20261207T000000-00000001, on cuda)")
     store.close()
+
+
+def _submitted(results: Path, said: dict[str, dict]) -> None:
+    """A hand-written Slurm submission of len(said) cells, each with its state file."""
+    from bench.launch.ledger import new_submission, write_json, write_state
+
+    sub = new_submission(results)
+    cells = [{"id": cid, "key": f"{i:064d}", "job_id": f"77_{i}", "folder": str(sub / "jobs"), "backbone": "a", "task": "cub_loc", "seed": i}
+             for i, cid in enumerate(said)]
+    write_json(sub / "submission.json", {"launcher": "slurm", "cells": cells, "arrays": []})
+    for cid, fields in said.items():
+        if fields:
+            write_state(sub, cid, **fields)
+
+
+def test_status_without_an_answer_from_slurm_says_what_the_state_files_say(monkeypatch, tmp_path):
+    """squeue not answering must not read as every job ended: running stays running."""
+    from bench.launch import cluster
+    from bench.launch.status import cell_statuses
+
+    _submitted(tmp_path, {"c0": {"state": "running", "node": "n1"}, "c1": {"state": "requeued"}, "c2": {}, "c3": {"state": "failed", "error": "bench: error: boom"}})
+
+    def down(*_):
+        raise BenchError("squeue failed (slurm_load_jobs error: Socket timed out on send/recv operation)")
+
+    monkeypatch.setattr(cluster, "queue", down)
+    rows = cell_statuses(tmp_path, None)
+    assert [(r.state, r.node) for r in rows] == [("running", "n1"), ("pending", ""), ("pending", ""), ("failed", "")]
+    assert rows[3].error == "bench: error: boom" and "Slurm did not answer" in rows[0].error
+    # Slurm answering that it knows none of them: every one ended without a record
+    monkeypatch.setattr(cluster, "queue", lambda ids: {})
+    monkeypatch.setattr(cluster, "show_job", lambda job: None)
+    assert [r.state for r in cell_statuses(tmp_path, None)] == ["failed"] * 4
+
+
+def test_squeue_errors_other_than_unknown_jobs_are_raised(monkeypatch):
+    import subprocess
+
+    from bench.launch import cluster
+
+    def answer(stderr):
+        return lambda argv, timeout=30: subprocess.CompletedProcess(argv, 1, "", stderr)
+
+    monkeypatch.setattr(cluster, "_run", answer("slurm_load_jobs error: Invalid job id specified\n"))
+    assert cluster.queue(["5_0"]) == {}
+    monkeypatch.setattr(cluster, "_run", answer("slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"))
+    with pytest.raises(BenchError, match="squeue failed .*Unable to contact"):
+        cluster.queue(["5_0"])

@@ -148,6 +148,12 @@ def _pause(monkeypatch, folder: Path, seconds: int = 120):
     return folder / "paused"
 
 
+def _logs(results: Path) -> str:
+    """The jobs' logs and state files, for a failure's message."""
+    files = sorted((results / "launch").glob("*/jobs/*_log.*")) + sorted((results / "launch").glob("*/state/*"))
+    return "\n".join(f"== {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in files)
+
+
 def _job_of(results: Path) -> str:
     """The job id of the first submission's first cell."""
     info = json.loads(sorted((results / "launch").glob("*/submission.json"))[0].read_text())
@@ -168,7 +174,7 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_same_numbers(cluster_env
     subprocess.run(["scancel", "--signal", "TERM", job], check=True)
     subprocess.run(["scancel", "--signal", "USR2", job], check=True)
     rows = wait_for(lambda: (s := status(run_bench, tmp_path / "slurm")) and s[0]["state"] in ("done", "failed") and s, what="the requeued job")
-    assert rows[0]["state"] == "done" and rows[0]["requeues"] == 1, rows
+    assert rows[0]["state"] == "done" and rows[0]["requeues"] == 1, (rows, _logs(tmp_path / "slurm"))
     (record,) = records(tmp_path / "slurm")
     assert record["launch"]["requeues"] == 1 and record["launch"]["job_id"] == job  # requeued under its id
     assert record["details"]["finetune"]["resumed_from_epoch"] == 1, record["details"]["finetune"]

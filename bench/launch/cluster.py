@@ -83,8 +83,13 @@ def queue(job_ids: list[str]) -> dict[str, dict[str, str]]:
         return {}
     bases = sorted({j.split("_")[0] for j in job_ids})
     out = _run(["squeue", "-h", "-r", "-j", ",".join(bases), "-o", "%i|%T|%N|%r"])
+    if out.returncode != 0:
+        if "Invalid job id" in out.stderr:  # none of them is known any more: all ended
+            return {}
+        # a timeout or a slurmctld that is down must not read as "every job ended"
+        raise BenchError(f"squeue failed ({out.stderr.strip() or out.returncode})", "is slurmctld up? (scontrol ping)")
     found = {}
-    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+    for line in out.stdout.splitlines():
         parts = line.split("|")
         if len(parts) >= 4:
             found[parts[0].strip()] = {"state": parts[1].strip(), "node": parts[2].strip(), "reason": parts[3].strip()}

@@ -2,8 +2,8 @@
 
 A cell is done when its record is in the store (after ingesting incoming/). Otherwise Slurm says
 whether its job is pending or running (squeue), or how it ended (scontrol show job for a while
-after the end, sacct where an accounting daemon answers); without either, the job's state file
-and its logs do. A job that ended (or that Slurm no longer knows) with no record is failed: its
+after the end, sacct where an accounting daemon answers). Where Slurm does not answer (another
+machine, slurmctld down), the job's state file says what it last wrote. A job that ended (or that Slurm no longer knows) with no record is failed: its
 last error line is the one its state file recorded (bench's own message), else the last line of
 its stderr log. A local job is running while its process is alive.
 """
@@ -114,8 +114,15 @@ def cell_statuses(results: Path, store: Any) -> list[CellStatus]:
                 shown = cluster.show_job(job) if slurm_ok else None
                 if shown:
                     row.requeues = max(row.requeues, int(shown.get("Restarts", 0) or 0))
+            elif not slurm_ok:  # Slurm did not answer: what the job's state file last said
+                said = st.get("state")
+                row.state = {"running": "running", "waiting": "waiting", "requeued": "pending", None: "pending"}.get(said, "failed")
+                if row.state == "failed":  # failed, or done with no record stored
+                    row.error = st.get("error") or last_line(err) or "the job ended without a record"
+                else:
+                    row.error = "(Slurm did not answer: as the job's state file says)"
             else:
-                shown = cluster.show_job(job) if slurm_ok else None
+                shown = cluster.show_job(job)
                 ended = (acct.get(job) or {}).get("state") or (shown or {}).get("JobState")
                 row.state = "failed"
                 if shown:
